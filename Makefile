@@ -1,0 +1,52 @@
+# leakfree: `make run` sets everything up and runs the pipeline on the demo library;
+# `make test` runs the tests. `make help` lists every target.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JARS_DIR := .cache/jars
+DEMO := demo/library
+WAREHOUSE := warehouse
+# Must match the pyspark/delta-spark pins in pyproject.toml.
+DELTA_ARTIFACTS := io.delta:delta-spark_4.2_2.13:4.4.0 io.delta:delta-storage:4.4.0
+
+export LEAKFREE_JARS_DIR := $(CURDIR)/$(JARS_DIR)
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
+# librosa compiles with numba on first use; cache the machine code between runs.
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+
+.PHONY: help setup jars run test test-all check bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(JARS_DIR)/.fetched ## create the venv, install the package, fetch the Delta JARs
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+jars: $(JARS_DIR)/.fetched ## fetch the Delta Lake JARs from Maven Central into .cache/jars
+
+$(JARS_DIR)/.fetched: Makefile
+	mkdir -p $(JARS_DIR)
+	for artifact in $(DELTA_ARTIFACTS); do \
+		mvn --batch-mode --quiet dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS_DIR) || exit 1; \
+	done
+	touch $@
+
+run: setup ## generate the demo library and run the whole pipeline on it
+	$(BIN)/leakfree demo-data $(DEMO)
+	$(BIN)/leakfree run --library $(DEMO) --metadata $(DEMO)/metadata.csv --warehouse $(WAREHOUSE)
+
+test: setup ## run the test suite (real Spark, real Delta tables)
+	$(BIN)/pytest
+
+check: setup ## lint
+	$(BIN)/ruff check lib jobs tests bench
+
+clean: ## remove generated data (keeps the venv and JARs)
+	rm -rf $(DEMO) $(WAREHOUSE) spark-warehouse metastore_db derby.log

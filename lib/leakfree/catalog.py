@@ -1,0 +1,212 @@
+"""The catalog stage: every audio file of the library with its file facts and metadata.
+
+The driver lists paths (never audio bytes); executors hash each file and read its header.
+Files whose path, size and modification time are unchanged since the last run are not
+read again. The result is merged into the `catalog` table in one Delta commit; files that
+vanished are marked retired rather than deleted, so history keeps them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from leakfree import storage, tables
+from leakfree.config import CatalogConfig, LibraryConfig
+from leakfree.decode import read_info
+from leakfree.errors import AudioError
+from leakfree.metadata import read_sidecar
+from leakfree.runs import RunLog
+
+log = logging.getLogger("leakfree")
+
+FACT_COLUMNS = (
+    "content_sha256",
+    "format",
+    "subtype",
+    "sample_rate",
+    "channels",
+    "frames",
+    "duration_s",
+)
+PROBE_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("content_sha256", pa.string()),
+        ("format", pa.string()),
+        ("subtype", pa.string()),
+        ("sample_rate", pa.int32()),
+        ("channels", pa.int32()),
+        ("frames", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("error_class", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+BOOKKEEPING_COLUMNS = ("first_seen_run", "updated_run", "retired")
+RESERVED_COLUMNS = frozenset(
+    ["file_id", *storage.LISTING_SCHEMA.names, *FACT_COLUMNS, *BOOKKEEPING_COLUMNS]
+) - {"path"}
+
+
+@dataclass(frozen=True)
+class ProbeLimits:
+    read_chunk_bytes: int
+    max_sample_rate: int
+    max_channels: int
+
+
+def probe_file(path: str, size: int, limits: ProbeLimits) -> dict:
+    """File facts for one file, or its error class and message; never raises for bad input."""
+    row: dict = dict.fromkeys(PROBE_SCHEMA.names)
+    row["path"] = path
+    try:
+        row["content_sha256"] = content_sha256(path, limits.read_chunk_bytes)
+        info = read_info(
+            path,
+            size=size,
+            max_sample_rate=limits.max_sample_rate,
+            max_channels=limits.max_channels,
+        )
+    except AudioError as exc:
+        row.update(content_sha256=None, error_class=exc.error_class, message=exc.message)
+        return row
+    except Exception as exc:  # a decoder bug must cost one file, not the job
+        row.update(content_sha256=None, error_class="corrupt", message=f"{type(exc).__name__}: {exc}")
+        return row
+    row.update(
+        format=info.format,
+        subtype=info.subtype,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        frames=info.frames,
+        duration_s=info.duration_s,
+    )
+    return row
+
+
+def content_sha256(path: str, chunk_bytes: int) -> str:
+    digest = hashlib.sha256()
+    try:
+        with storage.open_binary(path) as f:
+            while block := f.read(chunk_bytes):
+                digest.update(block)
+    except FileNotFoundError as exc:
+        raise AudioError("missing_file", exc.strerror or str(exc)) from None
+    except OSError as exc:
+        raise AudioError("unreadable", exc.strerror or str(exc)) from None
+    return digest.hexdigest()
+
+
+def file_id(path_column: str = "path") -> F.Column:
+    """A stable 60-bit id from the path: the same file keeps its id across runs."""
+    return F.conv(F.substring(F.sha2(F.col(path_column), 256), 1, 15), 16, 10).cast("long")
+
+
+def build_catalog(
+    spark: SparkSession,
+    *,
+    library: LibraryConfig,
+    settings: CatalogConfig,
+    warehouse: str,
+    run: RunLog,
+) -> None:
+    """List, read what is new or changed, merge into `catalog`, report the rest in `errors`."""
+    with run.stage("catalog") as stats:
+        listing = storage.list_library(library.roots, library.extensions)
+        listed = spark.createDataFrame(listing.files).withColumn("file_id", file_id())
+        stats.rows_in = listing.files.num_rows
+        log.info("catalog: %d audio files listed under %d root(s)", stats.rows_in, len(library.roots))
+
+        known = _known_facts(spark, warehouse)
+        unchanged = listed.join(known, ["path", "size", "mtime"], "inner")
+        to_read = listed.join(known.select("path", "size", "mtime"), ["path", "size", "mtime"], "left_anti")
+        pending = to_read.count()
+        limits = ProbeLimits(settings.read_chunk_bytes, settings.max_sample_rate, settings.max_channels)
+        partitions = max(1, math.ceil(pending / settings.files_per_task))
+        log.info("catalog: reading %d new or changed files in %d tasks", pending, partitions)
+        probed = (
+            to_read.select("path", "size")
+            .repartition(partitions, "path")
+            .mapInArrow(lambda batches: _probe_batches(batches, limits), from_arrow_schema(PROBE_SCHEMA))
+            .persist()
+        )
+        read_ok = to_read.join(probed.where("error_class IS NULL").drop("error_class", "message"), "path")
+        current = unchanged.unionByName(read_ok)
+
+        metadata_problems: list[tuple[str, str, str]] = []
+        if library.metadata:
+            sidecar = read_sidecar(library.metadata, RESERVED_COLUMNS)
+            metadata_problems = list(sidecar.problems)
+            meta = spark.createDataFrame(sidecar.table)
+            orphans = meta.join(listed, "path", "left_anti").select("path").collect()
+            metadata_problems += [
+                (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library")
+                for r in orphans
+            ]
+            current = current.join(meta, "path", "left")
+
+        _merge_catalog(spark, warehouse, current, run.run_id)
+        problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
+        errors = probed.where("error_class IS NOT NULL").select("path", "error_class", "message")
+        if problems:
+            errors = errors.unionByName(
+                spark.createDataFrame(problems, "path string, error_class string, message string")
+            )
+        stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
+        stats.rows_out = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
+        probed.unpersist()
+
+
+def _probe_batches(batches: Iterator[pa.RecordBatch], limits: ProbeLimits) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        rows = [
+            probe_file(path, size, limits)
+            for path, size in zip(batch.column("path").to_pylist(), batch.column("size").to_pylist())
+        ]
+        yield pa.RecordBatch.from_pylist(rows, schema=PROBE_SCHEMA)
+
+
+def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:
+    """File facts of the current catalog, to skip re-reading unchanged files."""
+    columns = ["path", "size", "mtime", *FACT_COLUMNS]
+    if tables.exists(spark, warehouse, "catalog"):
+        return tables.read(spark, warehouse, "catalog").where("NOT retired").select(*columns)
+    fields = {f.name: f for f in [*storage.LISTING_SCHEMA, *PROBE_SCHEMA]}
+    empty = pa.schema([fields[c] for c in columns]).empty_table()
+    return spark.createDataFrame(empty)
+
+
+def _merge_catalog(spark: SparkSession, warehouse: str, current: DataFrame, run_id: str) -> None:
+    """One MERGE: insert new files, update changed ones, retire the vanished."""
+    run = F.lit(run_id)
+    source = current.withColumns(
+        {"first_seen_run": run, "updated_run": run, "retired": F.lit(False)}
+    )
+    if not tables.exists(spark, warehouse, "catalog"):
+        tables.overwrite(source, warehouse, "catalog")
+        return
+    target = tables.ensure(spark, warehouse, "catalog", source.schema)
+    compared = [c for c in current.columns if c != "file_id"]
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) + " OR t.retired"
+    update = {f"`{c}`": f"s.`{c}`" for c in compared}
+    update.update({"updated_run": "s.updated_run", "retired": "false"})
+    (
+        target.alias("t")
+        .merge(source.alias("s"), "t.file_id = s.file_id")
+        .withSchemaEvolution()
+        .whenMatchedUpdate(condition=changed, set=update)
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceUpdate(
+            condition="NOT t.retired", set={"retired": "true", "updated_run": tables.sql_string(run_id)}
+        )
+        .execute()
+    )

@@ -1,0 +1,215 @@
+"""The `leakfree` command: one subcommand per job, each with --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from leakfree.config import Config, parse_override
+from leakfree.errors import LeakfreeError
+
+log = logging.getLogger("leakfree")
+
+# First words of statements that only read; anything else needs --allow-write.
+READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "TABLE", "FROM")
+_WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|OVERWRITE|RESTORE|VACUUM|OPTIMIZE)\b", re.I)
+
+DESCRIPTION = """\
+leakfree finds duplicate and near-duplicate recordings in audio libraries and writes
+leak-free train/val/test splits as Delta tables. Each subcommand has its own --help.
+
+Typical use:
+  leakfree demo-data demo/library
+  leakfree run --library demo/library --metadata demo/library/metadata.csv
+  leakfree sql "SELECT error_class, count(*) FROM errors GROUP BY error_class"
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        return args.handler(args)
+    except LeakfreeError as exc:
+        print(f"leakfree: {exc}", file=sys.stderr)
+        return 2
+
+
+class UserError(LeakfreeError):
+    """A request leakfree refuses, with the reason for the person who asked."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf", metavar="FILE", help="TOML config; overrides the defaults (see show-config)")
+    common.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one config key, e.g. --set catalog.files_per_task=32 (repeatable)",
+    )
+    common.add_argument("--warehouse", metavar="DIR", help="where the Delta tables live (warehouse.path)")
+
+    library = argparse.ArgumentParser(add_help=False)
+    library.add_argument(
+        "--library",
+        metavar="ROOT",
+        action="append",
+        help="library root: a folder or URI (s3a://, hdfs://, ...); repeat for several (library.roots)",
+    )
+    library.add_argument("--metadata", metavar="FILE", help="metadata sidecar: CSV, JSONL or Parquet with a `path` column")
+    library.add_argument("--run-id", help="name of this run; rerunning the same id replaces its rows (default: a timestamp)")
+
+    parser = argparse.ArgumentParser(prog="leakfree", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo-data", help="write a small synthetic demo library with planted duplicates",
+                               description="Write a deterministic demo library: synthetic sound effects, "
+                               "planted near-duplicates (other codecs, gain, noise, excerpts), two broken "
+                               "files, metadata.csv and truth.csv.")
+    demo.add_argument("folder", help="where to write it (created if needed)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--originals", type=int, default=42, help="number of original sounds (default 42)")
+    demo.set_defaults(handler=cmd_demo_data)
+
+    run = commands.add_parser("run", parents=[common, library], help="run every stage on a library",
+                              description="Run all stages on the library and print a summary.")
+    run.set_defaults(handler=cmd_run, stages=None)
+
+    catalog = commands.add_parser("catalog", parents=[common, library], help="list the library into the catalog table",
+                                  description="List the library, read file headers and hashes on the executors, "
+                                  "write the catalog table and report unreadable files in the errors table.")
+    catalog.set_defaults(handler=cmd_run, stages=["catalog"])
+
+    sql = commands.add_parser("sql", parents=[common], help="query the warehouse tables by name",
+                              description="Run one SQL statement against the warehouse tables (catalog, errors, "
+                              "runs, ...). Read-only unless --allow-write is given.")
+    sql.add_argument("query", help='e.g. "SELECT count(*) FROM catalog"')
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
+    sql.add_argument("--limit", type=int, default=1000, help="most rows printed (default 1000)")
+    sql.add_argument("--allow-write", action="store_true", help="permit statements that change tables")
+    sql.set_defaults(handler=cmd_sql)
+
+    show = commands.add_parser("show-config", parents=[common], help="print the effective config as TOML",
+                               description="Print the config after defaults, --conf and --set are applied.")
+    show.set_defaults(handler=cmd_show_config)
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    overrides: dict[str, Any] = dict(parse_override(s) for s in args.set)
+    if getattr(args, "library", None):
+        overrides["library.roots"] = args.library
+    if getattr(args, "metadata", None):
+        overrides["library.metadata"] = args.metadata
+    if args.warehouse:
+        overrides["warehouse.path"] = args.warehouse
+    return Config.from_toml(args.conf, overrides)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from leakfree.demo import write_demo_library
+
+    files = write_demo_library(args.folder, seed=args.seed, originals=args.originals)
+    print(f"wrote {len(files)} audio files, 2 broken files, metadata.csv and truth.csv to {args.folder}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from leakfree import pipeline, summary
+    from leakfree.session import build_session
+
+    cfg = load_config(args)
+    spark = build_session(cfg.spark)
+    names = args.stages or list(pipeline.STAGES)
+    command = " ".join(["leakfree", *sys.argv[1:]]) if sys.argv else "leakfree"
+    run_id = pipeline.run_stages(spark, cfg, names, command=command, run_id=args.run_id)
+    print(summary.describe_run(spark, cfg.warehouse.path, run_id))
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from leakfree import tables
+    from leakfree.session import build_session
+
+    query = args.query.strip().rstrip(";")
+    if not args.allow_write and not is_read_only(query):
+        raise UserError("this statement may change tables; `leakfree sql` is read-only unless --allow-write is given")
+    cfg = load_config(args)
+    spark = build_session(cfg.spark)
+    tables.register(spark, cfg.warehouse.path)
+    result = spark.sql(query)
+    rows = result.limit(args.limit).collect()
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(row.asDict(recursive=True), default=str, ensure_ascii=False))
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows([list(r) for r in rows])
+    else:
+        print(format_table(result.columns, [list(r) for r in rows]))
+    return 0
+
+
+def is_read_only(query: str) -> bool:
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S)
+    text = re.sub(r"'(?:[^'\\]|\\.)*'|`[^`]*`|\"(?:[^\"\\]|\\.)*\"", "''", text)
+    words = text.split()
+    if not words or words[0].lstrip("(").upper() not in READ_ONLY_STATEMENTS:
+        return False
+    return not _WRITE_WORDS.search(text) and ";" not in text
+
+
+def format_table(columns: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    print(to_toml(load_config(args).to_dict()))
+    return 0
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict)]
+    tables_ = [(k, v) for k, v in data.items() if isinstance(v, dict)]
+    lines = [f"[{prefix}]"] if prefix and scalars else []
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
+    for key, value in tables_:
+        block = to_toml(value, f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key))
+        lines += ["", block] if lines else [block]
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""One frozen config tree, loaded from TOML on top of the embedded defaults (local.toml)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from leakfree.errors import LeakfreeError
+
+
+class ConfigError(LeakfreeError):
+    """A config file or override that names an unknown key or holds a wrong type."""
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    roots: tuple[str, ...]
+    metadata: str
+    extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    path: str
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str
+    app_name: str
+    jars_dir: str
+    progress_bar: bool
+    log_level: str
+    conf: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    files_per_task: int
+    read_chunk_bytes: int
+    max_sample_rate: int
+    max_channels: int
+
+
+@dataclass(frozen=True)
+class Config:
+    library: LibraryConfig
+    warehouse: WarehouseConfig
+    spark: SparkConfig
+    catalog: CatalogConfig
+
+    @classmethod
+    def from_toml(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+        """Defaults, then the file at `path` (if any), then dotted-key `overrides`."""
+        data = default_dict()
+        if path is not None:
+            try:
+                user = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except FileNotFoundError as exc:
+                raise ConfigError(f"config file not found: {path}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+            data = _merge(data, user, where="")
+        for dotted, value in (overrides or {}).items():
+            data = _merge(data, _nest(dotted.split("."), value), where="")
+        return _build(cls, data, where="")
+
+    def replace(self, **sections: Any) -> Config:
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def default_dict() -> dict[str, Any]:
+    text = resources.files("leakfree").joinpath("local.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """`key.sub=value` with value read as a TOML value, falling back to a plain string."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {assignment!r} is not of the form section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(keys: list[str], value: Any) -> dict[str, Any]:
+    return {keys[0]: value} if len(keys) == 1 else {keys[0]: _nest(keys[1:], value)}
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        name = f"{where}{key}"
+        if key not in base:
+            valid = ", ".join(sorted(base)) or "(none)"
+            raise ConfigError(f"unknown config key '{name}'; valid keys here: {valid}")
+        if isinstance(base[key], dict) and not _is_free_table(name):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key '{name}' must be a table of settings")
+            merged[key] = _merge(base[key], value, where=f"{name}.")
+        elif isinstance(base[key], dict):
+            merged[key] = {**base[key], **value} if isinstance(value, dict) else value
+        else:
+            merged[key] = value
+    return merged
+
+
+def _is_free_table(dotted: str) -> bool:
+    """Tables whose keys are free-form (passed through), not fixed settings."""
+    return dotted == "spark.conf"
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        name = f"{where}{field.name}"
+        if field.name not in data:
+            raise ConfigError(f"config key '{name}' is missing")
+        values[field.name] = _coerce(hints[field.name], data[field.name], name)
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, where=f"{name}.")
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item_kind, _) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{name}' must be a list, got {value!r}")
+        return tuple(_coerce(item_kind, item, f"{name}[]") for item in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{name}' must be a table, got {value!r}")
+        return {str(k): str(v) for k, v in value.items()}
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key '{name}' must be true or false, got {value!r}")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"config key '{name}' must be a {kind.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,125 @@
+"""Opening audio files: header facts with integrity checks, and errors with a class.
+
+Every failure becomes an AudioError (see errors.py), so the errors table can be grouped
+and counted by kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import soundfile as sf
+
+from leakfree import storage
+from leakfree.containers import SHORTFALL_CHECKS
+from leakfree.errors import AudioError
+
+
+# Extensions libsndfile reads; other extensions are reported as unsupported codecs.
+LIBSNDFILE_EXTENSIONS = frozenset(
+    "wav wave flac ogg oga opus mp3 aif aiff aifc au snd w64 caf rf64 voc".split()
+)
+# Frames read from the end of every file: FLAC and MP3 (Xing) truncation shows up here.
+_TAIL_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+@contextlib.contextmanager
+def open_audio(path: str) -> Iterator[sf.SoundFile]:
+    """A libsndfile handle on a local path or remote URI, failures classified."""
+    if storage.extension(path) not in LIBSNDFILE_EXTENSIONS:
+        raise AudioError("unsupported_codec", f"no decoder for .{storage.extension(path)} files")
+    with _os_errors_classified(), contextlib.ExitStack() as stack:
+        source = path if not storage.is_remote(path) else stack.enter_context(storage.open_binary(path))
+        try:
+            handle = stack.enter_context(sf.SoundFile(source))
+        except sf.LibsndfileError as exc:
+            raise _classify(exc) from None
+        except (RuntimeError, ValueError) as exc:  # soundfile's wording for odd headers
+            raise AudioError("invalid_header", str(exc)) from None
+        yield handle
+
+
+def read_info(path: str, *, size: int, max_sample_rate: int, max_channels: int) -> AudioInfo:
+    """Header facts, after checking that the file holds what the header promises."""
+    if size == 0:
+        raise AudioError("empty_file", "the file has zero bytes")
+    with open_audio(path) as handle:
+        info = AudioInfo(
+            format=handle.format,
+            subtype=handle.subtype,
+            sample_rate=int(handle.samplerate),
+            channels=int(handle.channels),
+            frames=int(handle.frames),
+        )
+        # Truncation first: a cut-off file often also has odd header values, and
+        # "truncated" is the more useful diagnosis.
+        _check_container(path, info.format, size)
+        _check_header(info, max_sample_rate=max_sample_rate, max_channels=max_channels)
+        _check_tail(handle, info)
+    return info
+
+
+def _check_container(path: str, fmt: str, size: int) -> None:
+    check = SHORTFALL_CHECKS.get(fmt)
+    if check is None:
+        return
+    with _os_errors_classified(), storage.open_binary(path) as raw:
+        shortfall = check(raw, size)
+    if shortfall:
+        raise AudioError("truncated", shortfall)
+
+
+def _check_header(info: AudioInfo, *, max_sample_rate: int, max_channels: int) -> None:
+    if not 0 < info.sample_rate <= max_sample_rate:
+        raise AudioError("invalid_header", f"sample rate {info.sample_rate} Hz")
+    if not 0 < info.channels <= max_channels:
+        raise AudioError("invalid_header", f"{info.channels} channels")
+    if info.frames <= 0:
+        raise AudioError("no_audio", "the header declares no samples")
+
+
+def _check_tail(handle: sf.SoundFile, info: AudioInfo) -> None:
+    start = max(info.frames - _TAIL_FRAMES, 0)
+    try:
+        handle.seek(start)
+        got = len(handle.read(info.frames - start, dtype="float32", always_2d=True))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError("truncated", f"cannot read the last frames: {exc}") from None
+    if got < info.frames - start:
+        raise AudioError("truncated", f"header promises {info.frames} frames, {start + got} readable")
+
+
+def _classify(exc: sf.LibsndfileError) -> AudioError:
+    text = str(exc)
+    if "not recognised" in text or "unknown format" in text.lower():
+        return AudioError("not_audio", text)
+    if "unsupported" in text.lower() or "not supported" in text.lower():
+        return AudioError("unsupported_codec", text)
+    return AudioError("corrupt", text)
+
+
+@contextlib.contextmanager
+def _os_errors_classified() -> Iterator[None]:
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise AudioError("missing_file", exc.strerror or str(exc)) from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise AudioError("unreadable", exc.strerror or str(exc)) from None
+    except OSError as exc:
+        raise AudioError("unreadable", str(exc)) from None

@@ -1,0 +1,180 @@
+"""A small deterministic demo library: synthetic sound effects with planted near-duplicates.
+
+It stands in for a real library on a machine that has none: `make run` uses it, and the
+tests build their audio from the same synthesis functions. Every file is listed in
+`truth.csv` (its duplicate group and the transformation that made it) and described in
+`metadata.csv` (caption, category, setup), like a real library's sidecar.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+RATE = 44100
+# libsndfile has crashed writing long Ogg files in one call; chunks work.
+_OGG_CHUNK = 1 << 15
+
+
+def impact(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    thump = np.sin(2 * np.pi * rng.uniform(40, 90) * t) * np.exp(-t * rng.uniform(6, 12))
+    crack = rng.standard_normal(t.size) * np.exp(-t * rng.uniform(20, 60))
+    return 0.6 * thump + 0.4 * crack
+
+
+def beeps(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    out = np.zeros(int(seconds * rate))
+    step = int(rng.uniform(0.08, 0.25) * rate)
+    for start in range(0, out.size - step, step):
+        n = int(step * rng.uniform(0.4, 0.9))
+        t = np.arange(n) / rate
+        out[start : start + n] += np.sin(2 * np.pi * rng.uniform(300, 2500) * t) * np.hanning(n)
+    return 0.5 * out
+
+
+def sweep(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    f0, f1 = rng.uniform(100, 800), rng.uniform(1000, 8000)
+    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
+    return 0.5 * np.sin(phase) * np.hanning(t.size) ** 0.3
+
+
+def engine(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    f = rng.uniform(30, 70) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.2, 1.5) * t))
+    phase = 2 * np.pi * np.cumsum(f) / rate
+    tone = sum(np.sin(k * phase) / k for k in range(1, 9))
+    return 0.3 * tone * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(4, 12) * t))
+
+
+def wind(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    n = int(seconds * rate)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / rate)
+    centre = rng.uniform(300, 1500)
+    spectrum *= np.exp(-(((freqs - centre) / (centre * 0.7)) ** 2))
+    gust = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.6) * np.arange(n) / rate)
+    signal = np.fft.irfft(spectrum, n) * gust
+    return 0.5 * signal / (np.abs(signal).max() + 1e-9)
+
+
+def bell(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    base = rng.uniform(200, 900)
+    ratios = (1.0, 2.76, 5.4, 8.93)
+    return 0.4 * sum(
+        np.sin(2 * np.pi * base * r * t) * np.exp(-t * rng.uniform(1.5, 4) * r**0.5) / (i + 1)
+        for i, r in enumerate(ratios)
+    )
+
+
+def footsteps(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    out = np.zeros(int(seconds * rate))
+    at = 0.05
+    while at < seconds - 0.15:
+        i = int(at * rate)
+        n = int(0.12 * rate)
+        t = np.arange(n) / rate
+        out[i : i + n] += rng.standard_normal(n) * np.exp(-t * 45) * rng.uniform(0.4, 0.9)
+        at += rng.uniform(0.35, 0.6)
+    return 0.7 * out
+
+
+SOUNDS: dict[str, Callable[[np.random.Generator, float, int], np.ndarray]] = {
+    "impact": impact,
+    "beeps": beeps,
+    "sweep": sweep,
+    "engine": engine,
+    "wind": wind,
+    "bell": bell,
+    "footsteps": footsteps,
+}
+
+
+def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    power = np.mean(x**2) + 1e-12
+    return x + rng.standard_normal(x.shape) * np.sqrt(power / 10 ** (snr_db / 10))
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    return soxr.resample(x, rate_in, rate_out)
+
+
+def write_audio(path: Path, x: np.ndarray, rate: int, fmt: str | None = None, subtype: str | None = None) -> None:
+    """Write float audio (frames or frames x channels), clipped to [-1, 1]."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.clip(x, -1, 1).astype(np.float32)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with sf.SoundFile(path, "w", rate, channels, format=fmt, subtype=subtype) as out:
+        for start in range(0, len(data), _OGG_CHUNK):
+            out.write(data[start : start + _OGG_CHUNK])
+
+
+@dataclass(frozen=True)
+class DemoFile:
+    rel_path: str
+    group: str
+    transform: str
+    caption: str
+    category: str
+    setup: str
+
+
+# (transform name, extension, function of (signal, rate, rng) -> (signal, rate), format kwargs)
+_TRANSFORMS: list[tuple[str, str, Callable, dict]] = [
+    ("flac", "flac", lambda x, r, g: (x, r), {}),
+    ("ogg", "ogg", lambda x, r, g: (x, r), {"subtype": "VORBIS"}),
+    ("mp3", "mp3", lambda x, r, g: (x, r), {"fmt": "MP3"}),
+    ("gain_m6", "wav", lambda x, r, g: (x * 0.5, r), {}),
+    ("resample_22k", "wav", lambda x, r, g: (resample(x, r, 22050), 22050), {}),
+    ("noise_snr20", "wav", lambda x, r, g: (add_noise(x, 20, g), r), {}),
+    ("excerpt_60", "wav", lambda x, r, g: (x[int(len(x) * 0.2) : int(len(x) * 0.8)], r), {}),
+    ("pad_silence", "wav", lambda x, r, g: (np.concatenate([np.zeros(r // 2), x]), r), {}),
+]
+
+
+def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -> list[DemoFile]:
+    """Write the demo library under `folder`; the same seed gives the same bytes."""
+    root = Path(folder)
+    rng = np.random.default_rng(seed)
+    files: list[DemoFile] = []
+    kinds = sorted(SOUNDS)
+    for i in range(originals):
+        kind = kinds[i % len(kinds)]
+        seconds = float(rng.choice([0.4, 0.8, 1.5, 3.0, 5.0]))
+        signal = SOUNDS[kind](rng, seconds, RATE)
+        setup = f"session-{i // 6:02d}"
+        name = f"{kind}/{kind}_{i:03d}.wav"
+        group = f"g{i:03d}"
+        caption = f"{kind} sound {i}, recorded in {setup}"
+        write_audio(root / name, signal, RATE)
+        files.append(DemoFile(name, group, "original", caption, kind, setup))
+        if i % 2 == 0:
+            transform, ext, change, fmt = _TRANSFORMS[(i // 2) % len(_TRANSFORMS)]
+            variant, rate = change(signal, RATE, rng)
+            vname = f"variants/{kind}_{i:03d}_{transform}.{ext}"
+            write_audio(root / vname, variant, rate, **fmt)
+            files.append(DemoFile(vname, group, transform, f"{caption} ({transform})", kind, f"upload-{i:03d}"))
+    broken = root / "broken"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "empty.wav").write_bytes(b"")
+    (broken / "not_audio.wav").write_bytes(rng.bytes(4096))
+    _write_csv(root / "metadata.csv", ["path", "caption", "category", "setup"],
+               [(f.rel_path, f.caption, f.category, f.setup) for f in files])
+    _write_csv(root / "truth.csv", ["path", "group", "transform"],
+               [(f.rel_path, f.group, f.transform) for f in files])
+    return files
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)

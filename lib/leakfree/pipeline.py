@@ -1,0 +1,63 @@
+"""The stages in order, each a function of (session, config, run log) writing its tables."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from pyspark.sql import SparkSession
+
+from leakfree import storage, tables
+from leakfree.catalog import build_catalog
+from leakfree.config import Config, ConfigError
+from leakfree.runs import RunLog, new_run_id
+
+log = logging.getLogger("leakfree")
+
+Stage = Callable[[SparkSession, Config, RunLog], None]
+
+
+def catalog_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_catalog(spark, library=cfg.library, settings=cfg.catalog, warehouse=cfg.warehouse.path, run=run)
+
+
+STAGES: dict[str, Stage] = {"catalog": catalog_stage}
+
+
+@contextmanager
+def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | None) -> Iterator[RunLog]:
+    """A run row that ends as succeeded, or failed with the reason, whatever happens inside."""
+    run = RunLog(spark, cfg.warehouse.path, run_id or new_run_id(), command, cfg.digest())
+    run.start()
+    try:
+        yield run
+    except BaseException as exc:
+        run.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    run.finish("succeeded")
+    write_registration_sql(spark, cfg.warehouse.path)
+
+
+def run_stages(
+    spark: SparkSession, cfg: Config, names: list[str], *, command: str, run_id: str | None = None
+) -> str:
+    """Run the named stages (in pipeline order) as one recorded run; returns its id."""
+    if not cfg.library.roots:
+        raise ConfigError("no library roots: give --library PATH or set library.roots in the config")
+    with recorded_run(spark, cfg, command, run_id) as run:
+        for name in STAGES:
+            if name in names:
+                STAGES[name](spark, cfg, run)
+    return run.run_id
+
+
+def write_registration_sql(spark: SparkSession, warehouse: str) -> str:
+    """Write <warehouse>/_register.sql so `spark-sql -i` finds the tables by name."""
+    names = tables.register(spark, warehouse)
+    target = tables.table_path(warehouse, "_register.sql")
+    if not storage.is_remote(target):
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(tables.registration_sql(warehouse, names))
+    return target

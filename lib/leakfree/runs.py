@@ -1,0 +1,149 @@
+"""Run bookkeeping: one `runs` row per run with per-stage counters, and the `errors` table."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from leakfree import tables
+
+log = logging.getLogger("leakfree")
+
+STAGE_SCHEMA = StructType(
+    [
+        StructField("stage", StringType(), True),
+        StructField("rows_in", LongType(), True),
+        StructField("rows_out", LongType(), True),
+        StructField("errors", LongType(), True),
+        StructField("seconds", DoubleType(), True),
+    ]
+)
+RUNS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("command", StringType(), True),
+        StructField("status", StringType(), True),
+        StructField("message", StringType(), True),
+        StructField("started_at", TimestampType(), True),
+        StructField("ended_at", TimestampType(), True),
+        StructField("config_digest", StringType(), True),
+        StructField("stages", ArrayType(STAGE_SCHEMA), True),
+    ]
+)
+ERRORS_SCHEMA = StructType(
+    [
+        StructField("run_id", StringType(), False),
+        StructField("stage", StringType(), True),
+        StructField("path", StringType(), True),
+        StructField("file_id", LongType(), True),
+        StructField("error_class", StringType(), False),
+        StructField("message", StringType(), True),
+    ]
+)
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class StageStats:
+    stage: str
+    rows_in: int = 0
+    rows_out: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunLog:
+    """Writes the run's row as it goes, so a crashed run still shows how far it got."""
+
+    spark: SparkSession
+    warehouse: str
+    run_id: str
+    command: str
+    config_digest: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    stages: list[StageStats] = field(default_factory=list)
+
+    def start(self) -> None:
+        tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
+        tables.ensure(self.spark, self.warehouse, "errors", ERRORS_SCHEMA)
+        self._write("running", None, None)
+        log.info("run %s started (warehouse %s)", self.run_id, tables.table_path(self.warehouse, ""))
+
+    def finish(self, status: str, message: str | None = None) -> None:
+        self._write(status, message, datetime.now(timezone.utc))
+        log.info("run %s %s", self.run_id, status)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[StageStats]:
+        stats = StageStats(name)
+        log.info("%s: started", name)
+        began = time.perf_counter()
+        yield stats
+        stats.seconds = round(time.perf_counter() - began, 3)
+        self.stages = [s for s in self.stages if s.stage != name] + [stats]
+        self._write("running", None, None)
+        log.info(
+            "%s: done in %.1f s (%d in, %d out, %d errors)",
+            name,
+            stats.seconds,
+            stats.rows_in,
+            stats.rows_out,
+            stats.errors,
+        )
+
+    def record_errors(self, stage: str, errors: DataFrame) -> int:
+        """Replace this run's errors for `stage` with `errors` (path, file_id, error_class, message)."""
+        rows = errors.select(
+            F.lit(self.run_id).alias("run_id"),
+            F.lit(stage).alias("stage"),
+            F.col("path").cast("string"),
+            F.col("file_id").cast("long"),
+            F.col("error_class").cast("string"),
+            F.col("message").cast("string"),
+        )
+        condition = f"run_id = {tables.sql_string(self.run_id)} AND stage = {tables.sql_string(stage)}"
+        tables.replace_where(rows, self.warehouse, "errors", condition)
+        return tables.read(self.spark, self.warehouse, "errors").where(condition).count()
+
+    def _write(self, status: str, message: str | None, ended_at: datetime | None) -> None:
+        row = Row(
+            run_id=self.run_id,
+            command=self.command,
+            status=status,
+            message=message,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            config_digest=self.config_digest,
+            stages=[Row(**asdict(s)) for s in self.stages],
+        )
+        source = self.spark.createDataFrame([row], RUNS_SCHEMA)
+        target = tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
+        (
+            target.alias("t")
+            .merge(source.alias("s"), "t.run_id = s.run_id")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )

@@ -1,0 +1,35 @@
+"""The few lines a person reads after a run: where the tables are and what they hold."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from leakfree import tables
+
+
+def describe_run(spark: SparkSession, warehouse: str, run_id: str) -> str:
+    run = tables.read(spark, warehouse, "runs").where(F.col("run_id") == run_id).first()
+    lines = [f"run {run_id}: {run.status}", f"tables in {tables.table_path(warehouse, '')}"]
+    for stage in run.stages:
+        lines.append(
+            f"  {stage.stage:<10} {stage.rows_in:>8} in {stage.rows_out:>8} out "
+            f"{stage.errors:>6} errors {stage.seconds:>8.1f} s"
+        )
+    errors = (
+        tables.read(spark, warehouse, "errors")
+        .where(F.col("run_id") == run_id)
+        .groupBy("stage", "error_class")
+        .count()
+        .orderBy("stage", "error_class")
+        .collect()
+    )
+    if errors:
+        lines.append("errors (files skipped, the run went on):")
+        lines += [f"  {e.stage:<10} {e.error_class:<20} {e['count']:>6}" for e in errors]
+    lines += [
+        "query them by name:",
+        '  leakfree sql "SELECT format, count(*) AS files, round(sum(duration_s)) AS seconds FROM catalog GROUP BY format"',
+        f"  leakfree sql \"SELECT path, error_class, message FROM errors WHERE run_id = '{run_id}'\"",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The warehouse: Delta tables by name, written in single transactions, queryable by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from leakfree import storage
+
+# Every table leakfree writes, in pipeline order.
+TABLES = ("runs", "errors", "catalog")
+
+
+def table_path(warehouse: str, name: str) -> str:
+    base = storage.canonical(warehouse)
+    return f"{base.rstrip('/')}/{name}"
+
+
+def exists(spark: SparkSession, warehouse: str, name: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, table_path(warehouse, name))
+
+
+def read(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
+    return spark.read.format("delta").load(table_path(warehouse, name))
+
+
+def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -> DeltaTable:
+    """The table, created empty with `schema` if it is not there yet, and registered."""
+    path = table_path(warehouse, name)
+    table = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
+    register(spark, warehouse, [name])
+    return table
+
+
+def replace_where(df: DataFrame, warehouse: str, name: str, condition: str) -> None:
+    """Swap the rows matching `condition` for `df` in one commit, so a rerun never doubles them."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", condition)
+        .save(table_path(warehouse, name))
+    )
+
+
+def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
+    """Replace the whole table in one commit; history keeps the previous versions."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .save(table_path(warehouse, name))
+    )
+    register(df.sparkSession, warehouse, [name])
+
+
+def register(spark: SparkSession, warehouse: str, names: Iterable[str] = TABLES) -> list[str]:
+    """Make tables queryable by name in this session's catalog; returns those found."""
+    found = []
+    for name in names:
+        path = table_path(warehouse, name)
+        if DeltaTable.isDeltaTable(spark, path):
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION {sql_string(path)}")
+            found.append(name)
+    return found
+
+
+def registration_sql(warehouse: str, names: Iterable[str]) -> str:
+    """The statements that register the tables by name, for `spark-sql -i`."""
+    return "".join(
+        f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION {sql_string(table_path(warehouse, name))};\n"
+        for name in names
+    )
+
+
+def sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from leakfree.config import Config, ConfigError, parse_override
+
+
+def test_defaults_load_and_every_section_is_typed():
+    cfg = Config.from_toml()
+    assert cfg.catalog.files_per_task > 0
+    assert "wav" in cfg.library.extensions and isinstance(cfg.library.extensions, tuple)
+    assert cfg.digest() == Config.from_toml().digest()
+
+
+def test_user_file_overrides_a_subset(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[warehouse]\npath = "/data/wh"\n[spark.conf]\n"spark.executor.memory" = "4g"\n')
+    cfg = Config.from_toml(path)
+    assert cfg.warehouse.path == "/data/wh"
+    assert cfg.spark.conf["spark.executor.memory"] == "4g"
+    assert "spark.sql.shuffle.partitions" in cfg.spark.conf  # the default table is merged, not replaced
+    assert cfg.digest() != Config.from_toml().digest()
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text("[catalog]\nfiles_per_tsk = 8\n")
+    with pytest.raises(ConfigError, match=r"catalog\.files_per_tsk.*files_per_task"):
+        Config.from_toml(path)
+
+
+def test_unknown_section_is_rejected():
+    with pytest.raises(ConfigError, match="unknown config key 'nope'"):
+        Config.from_toml(overrides={"nope.key": 1})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "wording"),
+    [
+        ("catalog.files_per_task", "many", "must be an integer"),
+        ("catalog.files_per_task", True, "must be an integer"),
+        ("spark.progress_bar", "yes", "must be true or false"),
+        ("library.roots", "/one/path", "must be a list"),
+        ("warehouse", "x", "must be a table"),
+    ],
+)
+def test_wrong_types_name_the_key(key, value, wording):
+    with pytest.raises(ConfigError, match=rf"'{key}' {wording}"):
+        Config.from_toml(overrides={key: value})
+
+
+def test_bad_toml_and_missing_file_are_config_errors(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[catalog\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Config.from_toml(broken)
+    with pytest.raises(ConfigError, match="not found"):
+        Config.from_toml(tmp_path / "absent.toml")
+
+
+def test_override_values_are_read_as_toml():
+    assert parse_override("catalog.files_per_task=8") == ("catalog.files_per_task", 8)
+    assert parse_override('library.roots=["/a", "/b"]') == ("library.roots", ["/a", "/b"])
+    assert parse_override("warehouse.path=/data/wh") == ("warehouse.path", "/data/wh")
+    with pytest.raises(ConfigError):
+        parse_override("no-equals-sign")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from leakfree.decode import read_info
+from leakfree.errors import AudioError
+from leakfree.demo import write_audio
+from tests.conftest import tone
+
+LIMITS = {"max_sample_rate": 768000, "max_channels": 64}
+
+
+def info_or_error(path):
+    try:
+        return read_info(str(path), size=os.path.getsize(path), **LIMITS)
+    except AudioError as exc:
+        return exc.error_class
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [("wav", "WAV"), ("flac", "FLAC"), ("ogg", "OGG"), ("mp3", "MP3")])
+def test_reads_header_facts(tmp_path, ext, fmt):
+    path = tmp_path / f"x.{ext}"
+    write_audio(path, tone("bell", 1.0, rate=48000), 48000, fmt="MP3" if ext == "mp3" else None)
+    info = read_info(str(path), size=path.stat().st_size, **LIMITS)
+    assert (info.format, info.sample_rate, info.channels) == (fmt, 48000, 1)
+    assert info.duration_s == pytest.approx(1.0, abs=0.06)
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
+def test_truncation_is_caught_for_each_codec(tmp_path, ext):
+    whole = tmp_path / f"whole.{ext}"
+    write_audio(whole, tone("engine", 3.0), 44100, fmt="MP3" if ext == "mp3" else None)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    assert info_or_error(cut) == "truncated"
+
+
+def test_classes_of_bad_files(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "random.wav").write_bytes(os.urandom(3000))
+    (tmp_path / "song.m4a").write_bytes(os.urandom(3000))
+    write_audio(tmp_path / "silent.wav", tone("bell", 0.0), 44100)
+    assert info_or_error(tmp_path / "empty.wav") == "empty_file"
+    assert info_or_error(tmp_path / "random.wav") == "not_audio"
+    assert info_or_error(tmp_path / "song.m4a") == "unsupported_codec"
+    assert info_or_error(tmp_path / "silent.wav") == "no_audio"
+
+
+def test_absurd_header_is_invalid(tmp_path):
+    path = tmp_path / "x.wav"
+    write_audio(path, tone("bell", 0.5), 44100)
+    data = bytearray(path.read_bytes())
+    data[24:28] = (5_000_000).to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(data))
+    assert info_or_error(path) == "invalid_header"
