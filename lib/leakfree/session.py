@@ -14,6 +14,8 @@ from leakfree.config import SparkConfig
 from leakfree.errors import LeakfreeError
 
 DELTA_PACKAGES = ("io.delta:delta-spark_4.2_2.13:4.4.0", "io.delta:delta-storage:4.4.0")
+# Where `make jars` caches them in a source checkout (the package lives in <checkout>/lib).
+CHECKOUT_JARS = Path(__file__).resolve().parents[2] / ".cache" / "jars"
 
 
 class SetupError(LeakfreeError):
@@ -53,6 +55,8 @@ def build_session(cfg: SparkConfig) -> SparkSession:
 
 def _delta_jar_conf(jars_dir: str) -> dict[str, str]:
     folder = jars_dir or os.environ.get("LEAKFREE_JARS_DIR", "")
+    if not folder and CHECKOUT_JARS.is_dir():
+        folder = str(CHECKOUT_JARS)
     if folder:
         jars = sorted(glob.glob(str(Path(folder) / "*.jar")))
         if not any("delta-spark" in Path(j).name for j in jars):
