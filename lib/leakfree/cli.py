@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "write the catalog table and report unreadable files in the errors table.")
     catalog.set_defaults(handler=cmd_run, stages=["catalog"])
 
+    features = commands.add_parser("features", parents=[common, library], help="decode and fingerprint catalogued files",
+                                   description="Decode new or changed catalogued files on the executors and write "
+                                   "digests, landmark hashes, MinHash signatures and log-mel matrices to the "
+                                   "features table.")
+    features.set_defaults(handler=cmd_run, stages=["features"])
+
     sql = commands.add_parser("sql", parents=[common], help="query the warehouse tables by name",
                               description="Run one SQL statement against the warehouse tables (catalog, errors, "
                               "runs, ...). Read-only unless --allow-write is given.")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from leakfree.errors import LeakfreeError
+from leakfree.fingerprint import FingerprintParams
 
 
 class ConfigError(LeakfreeError):
@@ -50,11 +51,34 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    files_per_task: int
+    analysis_rate: int
+    max_seconds: float
+    segment_s: float
+    segment_hop_s: float
+    num_perm: int
+    seed: int
+    caption_column: str
+    caption_shingle_words: int
+    fingerprint: FingerprintParams
+
+    def __post_init__(self) -> None:
+        fp = self.fingerprint
+        if fp.n_fft // 2 + 1 >= 1 << 9:
+            raise ConfigError("features.fingerprint.n_fft must be below 1022: landmark hashes keep 9 bits per bin")
+        for name, peaks in (("sparse", fp.sparse), ("dense", fp.dense)):
+            if (peaks.max_dt + 1) // peaks.dt_quant >= 1 << 7:
+                raise ConfigError(f"features.fingerprint.{name}: max_dt / dt_quant must stay below 127")
+
+
+@dataclass(frozen=True)
 class Config:
     library: LibraryConfig
     warehouse: WarehouseConfig
     spark: SparkConfig
     catalog: CatalogConfig
+    features: FeaturesConfig
 
     @classmethod
     def from_toml(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -143,10 +167,14 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
         return _build(kind, value, where=f"{name}.")
     origin = typing.get_origin(kind)
     if origin is tuple:
-        (item_kind, _) = typing.get_args(kind)
+        args = typing.get_args(kind)
         if not isinstance(value, list):
             raise ConfigError(f"config key '{name}' must be a list, got {value!r}")
-        return tuple(_coerce(item_kind, item, f"{name}[]") for item in value)
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], item, f"{name}[]") for item in value)
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{name}' must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(k, item, f"{name}[]") for k, item in zip(args, value))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{name}' must be a table, got {value!r}")

@@ -7,10 +7,13 @@ and counted by kind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import soundfile as sf
+import soxr
 
 from leakfree import storage
 from leakfree.containers import SHORTFALL_CHECKS
@@ -123,3 +126,52 @@ def _os_errors_classified() -> Iterator[None]:
         raise AudioError("unreadable", exc.strerror or str(exc)) from None
     except OSError as exc:
         raise AudioError("unreadable", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    samples: np.ndarray  # mono float32 at `rate`, at most max_seconds long
+    rate: int
+    pcm_sha256: str  # of the whole decoded file, all channels, as 16-bit PCM, with its rate
+    seconds: float  # of the whole file as decoded
+    capped: bool  # True when `samples` holds only the first max_seconds
+
+
+def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int = 1 << 16) -> Decoded:
+    """Decode in blocks: downmix, resample with soxr, keep at most `max_seconds`.
+
+    Memory stays bounded by the cap whatever the file's length, while the PCM digest still
+    covers every sample, so two long files that differ only after the cap are not called
+    identical. The digest is over 16-bit PCM so that WAV, FLAC and a re-muxed Ogg of the
+    same samples agree.
+    """
+    digest = hashlib.sha256()
+    kept: list[np.ndarray] = []
+    kept_samples = 0
+    limit = int(max_seconds * rate)
+    total = 0
+    with open_audio(path) as handle:
+        native = int(handle.samplerate)
+        digest.update(f"{native}:{handle.channels}:".encode())
+        stream = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="LQ") if native != rate else None
+        try:
+            for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                total += len(block)
+                digest.update(_pcm16(block).tobytes())
+                if kept_samples >= limit:
+                    continue
+                mono = block.mean(axis=1, dtype=np.float32)
+                out = stream.resample_chunk(mono) if stream is not None else mono
+                kept.append(out)
+                kept_samples += len(out)
+            if stream is not None and kept_samples < limit:
+                kept.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise AudioError("corrupt", f"decoding failed after {total} frames: {exc}") from None
+    samples = np.concatenate(kept) if kept else np.zeros(0, np.float32)
+    seconds = total / native
+    return Decoded(samples[:limit], rate, digest.hexdigest(), seconds, seconds > max_seconds)
+
+
+def _pcm16(block: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2")

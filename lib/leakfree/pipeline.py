@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from leakfree import storage, tables
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
+from leakfree.features import build_features
 from leakfree.runs import RunLog, new_run_id
 
 log = logging.getLogger("leakfree")
@@ -23,7 +24,11 @@ def catalog_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
     build_catalog(spark, library=cfg.library, settings=cfg.catalog, warehouse=cfg.warehouse.path, run=run)
 
 
-STAGES: dict[str, Stage] = {"catalog": catalog_stage}
+def features_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_features(spark, settings=cfg.features, warehouse=cfg.warehouse.path, run=run)
+
+
+STAGES: dict[str, Stage] = {"catalog": catalog_stage, "features": features_stage}
 
 
 @contextmanager

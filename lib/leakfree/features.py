@@ -1,0 +1,162 @@
+"""The features stage: decode each catalogued file on the executors and keep what the
+dedup stages compare — digests, landmark hashes, MinHash signatures, a log-mel matrix.
+
+Only files that are new or changed since their features were computed (by file_id and
+content digest) are decoded; the results are merged into the `features` table.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from leakfree import tables
+from leakfree.config import FeaturesConfig
+from leakfree.decode import decode_mono
+from leakfree.errors import AudioError
+from leakfree.fingerprint import fingerprint, mel_basis
+from leakfree.minhash import MinHasher, caption_shingles
+from leakfree.runs import RunLog
+
+log = logging.getLogger("leakfree")
+
+SEGMENT_TYPE = pa.struct(
+    [("family", pa.string()), ("start_s", pa.float64()), ("signature", pa.binary())]
+)
+FEATURES_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("content_sha256", pa.string()),
+        ("pcm_sha256", pa.string()),
+        ("decoded_s", pa.float64()),
+        ("capped", pa.bool_()),
+        ("flag", pa.string()),
+        ("active_s", pa.float64()),
+        ("hop_s", pa.float64()),
+        ("hashes", pa.list_(pa.int32())),
+        ("times", pa.list_(pa.int32())),
+        ("segments", pa.list_(SEGMENT_TYPE)),
+        ("caption_signature", pa.binary()),
+        ("logmel", pa.binary()),
+        ("logmel_bands", pa.int32()),
+        ("logmel_hop_s", pa.float64()),
+    ]
+)
+RESULT_SCHEMA = pa.schema(
+    [*FEATURES_SCHEMA, ("path", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
+)
+
+
+@dataclass
+class Extractor:
+    """Per-process state for feature extraction (permutations, mel filters), built once."""
+
+    settings: FeaturesConfig
+
+    def __post_init__(self) -> None:
+        self.hasher = MinHasher(self.settings.num_perm, self.settings.seed)
+        self.mel = mel_basis(self.settings.fingerprint, self.settings.analysis_rate)
+
+    def extract(self, path: str, caption: str | None) -> dict:
+        """One features row; failures come back as error_class and message, never raised."""
+        s = self.settings
+        row: dict = {"path": path}
+        try:
+            decoded = decode_mono(path, rate=s.analysis_rate, max_seconds=s.max_seconds)
+            fp = fingerprint(decoded.samples, s.analysis_rate, s.fingerprint, self.mel)
+        except AudioError as exc:
+            return {**row, "error_class": exc.error_class, "message": exc.message}
+        except Exception as exc:  # a decoder or numeric bug must cost one file, not the job
+            return {**row, "error_class": "corrupt", "message": f"{type(exc).__name__}: {exc}"}
+        hop_s = s.fingerprint.hop / s.analysis_rate
+        window = max(1, round(s.segment_s / hop_s))
+        step = max(1, round(s.segment_hop_s / hop_s))
+        segments = [
+            {"family": family, "start_s": seg.start_frame * hop_s, "signature": seg.signature}
+            for family, hashes, times in (
+                ("sparse", fp.hashes, fp.times),
+                ("dense", fp.dense_hashes, fp.dense_times),
+            )
+            for seg in self.hasher.segments(hashes, times, fp.frames, window, step)
+        ]
+        shingles = caption_shingles(caption, s.caption_shingle_words)
+        return {
+            **row,
+            "pcm_sha256": decoded.pcm_sha256,
+            "decoded_s": decoded.seconds,
+            "capped": decoded.capped,
+            "flag": fp.flag,
+            "active_s": fp.active_seconds,
+            "hop_s": hop_s,
+            "hashes": fp.hashes.astype(np.int32),
+            "times": fp.times,
+            "segments": segments,
+            "caption_signature": self.hasher.text_signature(shingles) if shingles else None,
+            "logmel": fp.logmel.tobytes(),
+            "logmel_bands": fp.logmel.shape[1],
+            "logmel_hop_s": hop_s * s.fingerprint.mel_every,
+        }
+
+
+def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig) -> Iterator[pa.RecordBatch]:
+    extractor = Extractor(settings)
+    for batch in batches:
+        columns = batch.to_pydict()
+        rows = []
+        for file_id, path, digest, caption in zip(
+            columns["file_id"], columns["path"], columns["content_sha256"], columns["caption"]
+        ):
+            rows.append({"file_id": file_id, "content_sha256": digest, **extractor.extract(path, caption)})
+        yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: str, run: RunLog) -> None:
+    with run.stage("features") as stats:
+        catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
+        caption = (
+            F.col(settings.caption_column).cast("string")
+            if settings.caption_column in catalog.columns
+            else F.lit(None).cast("string")
+        )
+        todo = catalog.select("file_id", "path", "content_sha256", caption.alias("caption"))
+        if tables.exists(spark, warehouse, "features"):
+            done = tables.read(spark, warehouse, "features").select("file_id", "content_sha256")
+            todo = todo.join(done, ["file_id", "content_sha256"], "left_anti")
+        pending = todo.count()
+        stats.rows_in = pending
+        partitions = max(1, math.ceil(pending / settings.files_per_task))
+        log.info("features: decoding %d new or changed files in %d tasks", pending, partitions)
+        results = (
+            todo.repartition(partitions, "file_id")
+            .mapInArrow(lambda it: extract_batches(it, settings), from_arrow_schema(RESULT_SCHEMA))
+            .persist()
+        )
+        good = results.where("error_class IS NULL").select(*FEATURES_SCHEMA.names)
+        _merge_features(spark, warehouse, good)
+        stats.errors = run.record_errors(
+            "features", results.where("error_class IS NOT NULL").select("path", "file_id", "error_class", "message")
+        )
+        stats.rows_out = good.count()
+        results.unpersist()
+
+
+def _merge_features(spark: SparkSession, warehouse: str, rows: DataFrame) -> None:
+    if not tables.exists(spark, warehouse, "features"):
+        tables.overwrite(rows, warehouse, "features")
+        return
+    target = tables.ensure(spark, warehouse, "features", rows.schema)
+    (
+        target.alias("t")
+        .merge(rows.alias("s"), "t.file_id = s.file_id")
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

@@ -1,0 +1,187 @@
+"""Audio fingerprints for short sound effects: spectral-peak landmark hashes, and the
+log-mel frames the verifier aligns. Pure numpy on a mono signal at the analysis rate.
+
+Why landmarks (pairs of spectral peaks, hashed with their frequency and time distance):
+peaks survive lossy codecs, gain, mono downmix, resampling and moderate noise, and a
+pair's hash does not depend on where the sound starts, so leading silence, trimming and
+excerpts keep their hashes (containment). Measured on ../shared/corpus (bench/), this
+beat whole-file spectral features, which fail on excerpts, and sub-band bit patterns,
+which lose exact matches under noise.
+
+Short sounds (most of a sound-effects library) yield few sparse peaks, so files with
+little active audio also get a dense family, with a smaller peak neighbourhood; the two
+families are kept apart so that neither dilutes the other's similarity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import maximum_filter, maximum_filter1d
+
+_EPS = 1e-10
+_LOWEST_PEAK_BIN = 3  # below ~45 Hz at 8 kHz: rumble and DC, unstable across codecs
+
+
+@dataclass(frozen=True)
+class PeakParams:
+    neighborhood: tuple[int, int]  # frames x bins a peak must dominate
+    rel_db: float  # how far below the loudest frame nearby a peak may be
+    fan_out: int  # partners per anchor peak
+    max_dt: int  # frames between anchor and partner
+    max_df: int  # bins between anchor and partner
+    dt_quant: int  # frames per time-distance step in the hash
+
+
+@dataclass(frozen=True)
+class FingerprintParams:
+    n_fft: int
+    hop: int
+    floor_db: float  # absolute level below which nothing counts as sound
+    active_rel_db: float  # frames this far below the loudest frame are silence
+    min_active_frames: int  # fewer active frames than this: near-empty, no fingerprint
+    sparse: PeakParams
+    dense: PeakParams
+    dense_below_active_s: float  # files with less active audio also get the dense family
+    mel_bands: int
+    mel_every: int  # keep every n-th frame for the verifier's log-mel matrix
+    mel_fmin: float
+    mel_fmax: float
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    flag: str | None  # None, "silent", "constant" or "near_empty"
+    active_seconds: float
+    frames: int
+    hashes: np.ndarray  # uint32, sparse family
+    times: np.ndarray  # int32 anchor frame of each hash
+    dense_hashes: np.ndarray  # uint32, empty unless the file is short
+    dense_times: np.ndarray
+    logmel: np.ndarray  # uint8 (frames x bands), 0.5 dB steps below the file's loudest cell
+
+
+def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Frames x bins power, float32; a signal shorter than one window is zero-padded."""
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    frames = sliding_window_view(x.astype(np.float32, copy=False), n_fft)[::hop]
+    spectrum = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)
+    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+
+
+def to_db(power: np.ndarray) -> np.ndarray:
+    return 10 * np.log10(power + _EPS)
+
+
+def active_frames(frame_db: np.ndarray, floor_db: float, rel_db: float) -> np.ndarray:
+    return frame_db > max(floor_db, float(frame_db.max()) - rel_db)
+
+
+def spectral_peaks(level_db: np.ndarray, params: PeakParams, floor_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, bin) of local maxima, sorted by frame then bin.
+
+    The loudness reference is the loudest frame within ~0.5 s, not the whole file, so the
+    same sound gives the same peaks whatever surrounds it (padding, concatenation, fades).
+    """
+    local_max = maximum_filter(level_db, size=params.neighborhood, mode="constant", cval=-400.0)
+    nearby_loudest = maximum_filter1d(level_db.max(axis=1), size=63, mode="nearest")
+    is_peak = (
+        (level_db == local_max)
+        & (level_db > (nearby_loudest - params.rel_db)[:, None])
+        & (level_db > floor_db)
+    )
+    is_peak[:, :_LOWEST_PEAK_BIN] = False
+    frames, bins = np.nonzero(is_peak)
+    return frames.astype(np.int32), bins.astype(np.int32)
+
+
+def landmark_hashes(frames: np.ndarray, bins: np.ndarray, params: PeakParams) -> tuple[np.ndarray, np.ndarray]:
+    """Hash each peak with its next `fan_out` partners in time: (f1, f2, dt) -> 26 bits.
+
+    Each pair is hashed at two roundings of dt, so a one-frame jitter of a peak (which a
+    shift by a fraction of the hop causes) still leaves one hash in common.
+    """
+    n = len(frames)
+    if n < 2:
+        return np.empty(0, np.uint32), np.empty(0, np.int32)
+    reach = min(n - 1, 4 * params.fan_out)
+    anchor = np.arange(n)[:, None]
+    partner = anchor + np.arange(1, reach + 1)[None, :]
+    inside = partner < n
+    partner = np.minimum(partner, n - 1)
+    dt = frames[partner] - frames[anchor]
+    df = np.abs(bins[partner] - bins[anchor])
+    ok = inside & (dt >= 1) & (dt <= params.max_dt) & (df <= params.max_df)
+    ok &= np.cumsum(ok, axis=1) <= params.fan_out
+    rows, cols = np.nonzero(ok)
+    a, p = rows, partner[rows, cols]
+    dt = dt[rows, cols]
+    base = (bins[a].astype(np.uint32) << 16) | (bins[p].astype(np.uint32) << 7)
+    low = base | (dt // params.dt_quant).astype(np.uint32)
+    high = base | ((dt + 1) // params.dt_quant).astype(np.uint32)
+    hashes = np.concatenate([low, high])
+    times = np.concatenate([frames[a], frames[a]])
+    order = np.lexsort((hashes, times))
+    keep = np.ones(len(order), bool)
+    sorted_h, sorted_t = hashes[order], times[order]
+    keep[1:] = (sorted_h[1:] != sorted_h[:-1]) | (sorted_t[1:] != sorted_t[:-1])
+    return sorted_h[keep], sorted_t[keep]
+
+
+def mel_basis(params: FingerprintParams, rate: int) -> np.ndarray:
+    """Triangular mel filters (bands x bins), the same construction as librosa's (Slaney)."""
+    import librosa
+
+    return librosa.filters.mel(
+        sr=rate, n_fft=params.n_fft, n_mels=params.mel_bands, fmin=params.mel_fmin, fmax=params.mel_fmax
+    ).astype(np.float32)
+
+
+def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.ndarray) -> Fingerprint:
+    """Everything the dedup stages need from one decoded, mono signal."""
+    power = power_spectrogram(x, params.n_fft, params.hop)
+    level_db = to_db(power)
+    frame_db = to_db(power.sum(axis=1))
+    active = active_frames(frame_db, params.floor_db, params.active_rel_db)
+    frames = len(power)
+    active_seconds = float(active.sum()) * params.hop / rate
+    flag = _flag(x, active, params)
+    empty_h, empty_t = np.empty(0, np.uint32), np.empty(0, np.int32)
+    if flag is not None:
+        return Fingerprint(flag, active_seconds, frames, empty_h, empty_t, empty_h, empty_t,
+                           np.zeros((0, params.mel_bands), np.uint8))
+    hashes, times = landmark_hashes(*spectral_peaks(level_db, params.sparse, params.floor_db), params.sparse)
+    dense_hashes, dense_times = empty_h, empty_t
+    if active_seconds < params.dense_below_active_s:
+        dense_hashes, dense_times = landmark_hashes(
+            *spectral_peaks(level_db, params.dense, params.floor_db), params.dense
+        )
+    logmel = quantized_logmel(power[:: params.mel_every], mel)
+    return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel)
+
+
+def quantized_logmel(power: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    """Log-mel in 0.5 dB steps below the loudest cell, clipped at 127.5 dB down: uint8."""
+    level = to_db(power @ mel.T)
+    steps = np.clip((level.max() - level) * 2.0, 0, 255)
+    return np.round(steps).astype(np.uint8)
+
+
+def dequantize_logmel(steps: np.ndarray) -> np.ndarray:
+    """Back to dB relative to the file's loudest cell (0 dB = loudest)."""
+    return -steps.astype(np.float32) / 2.0
+
+
+def _flag(x: np.ndarray, active: np.ndarray, params: FingerprintParams) -> str | None:
+    """Why a signal has nothing to fingerprint; such files must not all share one signature."""
+    if len(x) == 0 or float(np.max(np.abs(x))) < 10 ** (params.floor_db / 20):
+        return "silent"
+    if float(np.std(x)) < 10 ** (params.floor_db / 20):
+        return "constant"
+    if int(active.sum()) < params.min_active_frames:
+        return "near_empty"
+    return None
