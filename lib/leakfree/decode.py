@@ -154,13 +154,15 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
         native = int(handle.samplerate)
         digest.update(f"{native}:{handle.channels}:".encode())
         stream = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="LQ") if native != rate else None
+        # A matrix-vector product: several times faster than mean(axis=1) on interleaved frames.
+        downmix = np.full(handle.channels, 1.0 / handle.channels, dtype=np.float32)
         try:
             for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
                 total += len(block)
                 digest.update(_pcm16(block).tobytes())
                 if kept_samples >= limit:
                     continue
-                mono = block.mean(axis=1, dtype=np.float32)
+                mono = block[:, 0] if block.shape[1] == 1 else block @ downmix
                 out = stream.resample_chunk(mono) if stream is not None else mono
                 kept.append(out)
                 kept_samples += len(out)
@@ -174,4 +176,6 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
 
 
 def _pcm16(block: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(block, -1.0, 1.0) * 32767.0).astype("<i2")
+    scaled = np.multiply(block, 32767.0, dtype=np.float32)
+    np.clip(scaled, -32767.0, 32767.0, out=scaled)
+    return np.rint(scaled, out=scaled).astype("<i2")

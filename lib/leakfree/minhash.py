@@ -1,9 +1,9 @@
-"""MinHash signatures with datasketch's permutations, vectorised over whole hash sets.
+"""MinHash signatures, computed by datasketch, stored as bytes.
 
-datasketch's MinHash.update_batch calls a Python hash function per element; fingerprint
-hashes are already uniform integers, so the same permutation arithmetic is applied to the
-whole array at once (a test checks the result equals datasketch's own, bit for bit).
-Signatures are stored as little-endian uint32 bytes: 4 bytes per permutation.
+datasketch's "affine32" scheme is used: the hash values are pre-mixed with MurmurHash3's
+finalizer and permuted modulo 2^32 (no division), and each permutation keeps 4 bytes, so a
+128-permutation signature is 512 bytes. Fingerprint hashes are already integers, so they go
+in as they are (hashfunc=int); caption shingles are hashed with datasketch's default SHA-1.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import numpy as np
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
-_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
+SCHEME = "affine32"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -30,22 +29,29 @@ class MinHasher:
     def __init__(self, num_perm: int, seed: int):
         self.num_perm = num_perm
         self.seed = seed
-        self._a, self._b = MinHash(num_perm=num_perm, seed=seed).permutations
+        # Drawing the permutations is the costly part of a MinHash; draw them once.
+        self._permutations = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME).permutations
 
-    def signature(self, values: np.ndarray) -> np.ndarray | None:
-        """uint32 signature of a set of 32-bit hash values; None for an empty set.
+    def signature(self, values: np.ndarray, hashfunc=int) -> np.ndarray | None:
+        """uint32 signature of a set of values; None for an empty set.
 
         An empty set would get the all-max signature, which every other empty set shares:
         returning None keeps such files out of the LSH buckets altogether.
         """
         if len(values) == 0:
             return None
-        hv = np.unique(values.astype(np.uint64))[:, None]
-        permuted = np.bitwise_and((hv * self._a + self._b) % _MERSENNE_PRIME, _MAX_HASH)
-        return permuted.min(axis=0).astype(np.uint32)
+        sketch = MinHash(
+            num_perm=self.num_perm,
+            seed=self.seed,
+            hashfunc=hashfunc,
+            permutations=self._permutations,
+            scheme=SCHEME,
+        )
+        sketch.update_batch(values.tolist() if isinstance(values, np.ndarray) else values)
+        return sketch.hashvalues.astype(np.uint32)
 
-    def signature_bytes(self, values: np.ndarray) -> bytes | None:
-        sig = self.signature(values)
+    def signature_bytes(self, values, hashfunc=int) -> bytes | None:
+        sig = self.signature(values, hashfunc)
         return None if sig is None else sig.astype("<u4").tobytes()
 
     def segments(self, hashes: np.ndarray, times: np.ndarray, frames: int, window: int, hop: int) -> list[Segment]:
@@ -61,9 +67,7 @@ class MinHasher:
         return out
 
     def text_signature(self, shingles: set[str]) -> bytes | None:
-        """Same as datasketch MinHash(num_perm, seed).update_batch(encoded shingles)."""
-        values = np.array([sha1_hash32(s.encode("utf-8")) for s in sorted(shingles)], dtype=np.uint64)
-        return self.signature_bytes(values)
+        return self.signature_bytes([t.encode("utf-8") for t in sorted(shingles)], sha1_hash32)
 
 
 def window_starts(frames: int, window: int, hop: int) -> list[int]:
