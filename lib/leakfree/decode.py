@@ -47,7 +47,10 @@ def open_audio(path: str) -> Iterator[sf.SoundFile]:
     if storage.extension(path) not in LIBSNDFILE_EXTENSIONS:
         raise AudioError("unsupported_codec", f"no decoder for .{storage.extension(path)} files")
     with _os_errors_classified(), contextlib.ExitStack() as stack:
-        source = path if not storage.is_remote(path) else stack.enter_context(storage.open_binary(path))
+        # Open it here first: libsndfile reports a missing or forbidden file only as
+        # "System error", which would hide why the file could not be read.
+        raw = stack.enter_context(storage.open_binary(path))
+        source = path if not storage.is_remote(path) else raw
         try:
             handle = stack.enter_context(sf.SoundFile(source))
         except sf.LibsndfileError as exc:
@@ -176,6 +179,7 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
 
 
 def _pcm16(block: np.ndarray) -> np.ndarray:
-    scaled = np.multiply(block, 32767.0, dtype=np.float32)
-    np.clip(scaled, -32767.0, 32767.0, out=scaled)
+    # libsndfile reads 16-bit PCM as n / 32768, so this gives back the stored integers.
+    scaled = np.multiply(block, 32768.0, dtype=np.float32)
+    np.clip(scaled, -32768.0, 32767.0, out=scaled)
     return np.rint(scaled, out=scaled).astype("<i2")

@@ -107,12 +107,29 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return soxr.resample(x, rate_in, rate_out)
 
 
-def write_audio(path: Path, x: np.ndarray, rate: int, fmt: str | None = None, subtype: str | None = None) -> None:
+# soundfile settings for the lossy codecs of the evaluation corpus: MP3 at 128 kbit/s
+# constant bit rate, and Vorbis at about quality 2.
+MP3_128K = {"fmt": "MP3", "compression_level": 0.65, "bitrate_mode": "CONSTANT"}
+VORBIS_Q2 = {"subtype": "VORBIS", "compression_level": 0.8}
+
+
+def write_audio(
+    path: Path,
+    x: np.ndarray,
+    rate: int,
+    fmt: str | None = None,
+    subtype: str | None = None,
+    compression_level: float | None = None,
+    bitrate_mode: str | None = None,
+) -> None:
     """Write float audio (frames or frames x channels), clipped to [-1, 1]."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.clip(x, -1, 1).astype(np.float32)
     channels = 1 if data.ndim == 1 else data.shape[1]
-    with sf.SoundFile(path, "w", rate, channels, format=fmt, subtype=subtype) as out:
+    with sf.SoundFile(
+        path, "w", rate, channels, format=fmt, subtype=subtype,
+        compression_level=compression_level, bitrate_mode=bitrate_mode,
+    ) as out:
         for start in range(0, len(data), _OGG_CHUNK):
             out.write(data[start : start + _OGG_CHUNK])
 
@@ -130,8 +147,8 @@ class DemoFile:
 # (transform name, extension, function of (signal, rate, rng) -> (signal, rate), format kwargs)
 _TRANSFORMS: list[tuple[str, str, Callable, dict]] = [
     ("flac", "flac", lambda x, r, g: (x, r), {}),
-    ("ogg", "ogg", lambda x, r, g: (x, r), {"subtype": "VORBIS"}),
-    ("mp3", "mp3", lambda x, r, g: (x, r), {"fmt": "MP3"}),
+    ("ogg_q2", "ogg", lambda x, r, g: (x, r), VORBIS_Q2),
+    ("mp3_128k", "mp3", lambda x, r, g: (x, r), MP3_128K),
     ("gain_m6", "wav", lambda x, r, g: (x * 0.5, r), {}),
     ("resample_22k", "wav", lambda x, r, g: (resample(x, r, 22050), 22050), {}),
     ("noise_snr20", "wav", lambda x, r, g: (add_noise(x, 20, g), r), {}),

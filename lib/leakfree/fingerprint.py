@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d
 
 _EPS = 1e-10
-_NOWHERE = -400.0  # below any level: what lies outside the spectrogram
+_NOWHERE = -1.0  # below any power: what lies outside the spectrogram
 _LOWEST_PEAK_BIN = 3  # below ~45 Hz at 8 kHz: rumble and DC, unstable across codecs
 
 
@@ -32,7 +32,8 @@ class PeakParams:
     neighborhood: tuple[int, int]  # frames x bins a peak must dominate
     rel_db: float  # how far below the loudest frame nearby a peak may be
     fan_out: int  # partners per anchor peak
-    max_dt: int  # frames between anchor and partner
+    min_dt: int  # frames between anchor and partner: 0 pairs peaks of the same frame
+    max_dt: int
     max_df: int  # bins between anchor and partner
     dt_quant: int  # frames per time-distance step in the hash
 
@@ -66,9 +67,10 @@ class Fingerprint:
 
 
 def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Frames x bins power, float32; a signal shorter than one window is zero-padded."""
-    if len(x) < n_fft:
-        x = np.pad(x, (0, n_fft - len(x)))
+    """Frames x bins power, float32. Frames are centred on every hop-th sample (half a
+    window of silence is added at both ends), so even a sound shorter than a window, and
+    the first and last moments of any sound, are seen whole."""
+    x = np.pad(x, (n_fft // 2, n_fft // 2))
     frames = sliding_window_view(x.astype(np.float32, copy=False), n_fft)[::hop]
     spectrum = scipy.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
@@ -82,31 +84,32 @@ def active_frames(frame_db: np.ndarray, floor_db: float, rel_db: float) -> np.nd
     return frame_db > max(floor_db, float(frame_db.max()) - rel_db)
 
 
-def spectral_peaks(level_db: np.ndarray, params: PeakParams, floor_db: float) -> tuple[np.ndarray, np.ndarray]:
+def spectral_peaks(power: np.ndarray, params: PeakParams, floor_db: float) -> tuple[np.ndarray, np.ndarray]:
     """(frame, bin) of local maxima over the neighbourhood, sorted by frame then bin.
 
     The loudness reference is the loudest frame within ~0.5 s, not the whole file, so the
     same sound gives the same peaks whatever surrounds it (padding, concatenation, fades).
     The 2-D maximum is taken in two steps: across frequency for every cell, then across
     time only for the few cells that are already frequency maxima above the thresholds
-    (a full 2-D filter costs as much as decoding the audio).
+    (a full 2-D filter costs as much as decoding the audio). Works on power, not dB:
+    the order of values is the same and no logarithm of the whole matrix is needed.
     """
     span_t, span_f = params.neighborhood
-    freq_max = running_max(level_db, span_f)
-    nearby_loudest = maximum_filter1d(level_db.max(axis=1), size=63, mode="nearest")
-    threshold = np.maximum(nearby_loudest - params.rel_db, floor_db)
-    candidate = (level_db == freq_max) & (level_db > threshold[:, None])
+    freq_max = running_max(power, span_f)
+    nearby_loudest = maximum_filter1d(power.max(axis=1), size=63, mode="nearest")
+    threshold = np.maximum(nearby_loudest * 10 ** (-params.rel_db / 10), 10 ** (floor_db / 10))
+    candidate = (power == freq_max) & (power > threshold[:, None])
     candidate[:, :_LOWEST_PEAK_BIN] = False
     frames, bins = np.nonzero(candidate)
     reach = span_t // 2
     padded = np.pad(freq_max, ((reach, span_t - 1 - reach), (0, 0)), constant_values=_NOWHERE)
     windows = sliding_window_view(padded, span_t, axis=0)
-    is_peak = level_db[frames, bins] >= windows[frames, bins].max(axis=1)
+    is_peak = power[frames, bins] >= windows[frames, bins].max(axis=1)
     return frames[is_peak].astype(np.int32), bins[is_peak].astype(np.int32)
 
 
 def running_max(x: np.ndarray, size: int) -> np.ndarray:
-    """Centred running maximum along the last axis, outside counting as _NOWHERE.
+    """Centred running maximum along the last axis of non-negative values.
 
     Doubling windows (1, 2, 4, ... cells) need log2(size) vectorised maxima, which beats
     scipy's maximum_filter1d by about 1.6x on spectrogram rows.
@@ -140,7 +143,7 @@ def landmark_hashes(frames: np.ndarray, bins: np.ndarray, params: PeakParams) ->
     partner = np.minimum(partner, n - 1)
     dt = frames[partner] - frames[anchor]
     df = np.abs(bins[partner] - bins[anchor])
-    ok = inside & (dt >= 1) & (dt <= params.max_dt) & (df <= params.max_df)
+    ok = inside & (dt >= params.min_dt) & (dt <= params.max_dt) & (df <= params.max_df)
     ok &= np.cumsum(ok, axis=1) <= params.fan_out
     rows, cols = np.nonzero(ok)
     a, p = rows, partner[rows, cols]
@@ -169,7 +172,6 @@ def mel_basis(params: FingerprintParams, rate: int) -> np.ndarray:
 def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.ndarray) -> Fingerprint:
     """Everything the dedup stages need from one decoded, mono signal."""
     power = power_spectrogram(x, params.n_fft, params.hop)
-    level_db = to_db(power)
     frame_db = to_db(power.sum(axis=1))
     active = active_frames(frame_db, params.floor_db, params.active_rel_db)
     frames = len(power)
@@ -179,11 +181,11 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
     if flag is not None:
         return Fingerprint(flag, active_seconds, frames, empty_h, empty_t, empty_h, empty_t,
                            np.zeros((0, params.mel_bands), np.uint8))
-    hashes, times = landmark_hashes(*spectral_peaks(level_db, params.sparse, params.floor_db), params.sparse)
+    hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
     dense_hashes, dense_times = empty_h, empty_t
     if active_seconds < params.dense_below_active_s:
         dense_hashes, dense_times = landmark_hashes(
-            *spectral_peaks(level_db, params.dense, params.floor_db), params.dense
+            *spectral_peaks(power, params.dense, params.floor_db), params.dense
         )
     logmel = quantized_logmel(power[:: params.mel_every], mel)
     return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel)
@@ -203,10 +205,23 @@ def dequantize_logmel(steps: np.ndarray) -> np.ndarray:
 
 def _flag(x: np.ndarray, active: np.ndarray, params: FingerprintParams) -> str | None:
     """Why a signal has nothing to fingerprint; such files must not all share one signature."""
-    if len(x) == 0 or float(np.max(np.abs(x))) < 10 ** (params.floor_db / 20):
+    floor = 10 ** (params.floor_db / 20)
+    if len(x) == 0 or float(np.max(np.abs(x))) < floor:
         return "silent"
-    if float(np.std(x)) < 10 ** (params.floor_db / 20):
+    # The edges are left out: resampling a constant signal rings at its ends.
+    edge = len(x) // 20
+    if float(np.ptp(x[edge : len(x) - edge])) < 2 * floor:
         return "constant"
     if int(active.sum()) < params.min_active_frames:
         return "near_empty"
     return None
+
+
+def set_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(Jaccard, containment) of two hash sets; containment is the share of the smaller
+    set found in the larger, which stays high for an excerpt of a longer recording."""
+    left, right = np.unique(a), np.unique(b)
+    if len(left) == 0 or len(right) == 0:
+        return 0.0, 0.0
+    shared = len(np.intersect1d(left, right, assume_unique=True))
+    return shared / (len(left) + len(right) - shared), shared / min(len(left), len(right))

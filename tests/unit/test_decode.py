@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from leakfree.decode import read_info
@@ -55,3 +56,34 @@ def test_absurd_header_is_invalid(tmp_path):
     data[24:28] = (5_000_000).to_bytes(4, "little")  # the fmt chunk's sample rate
     path.write_bytes(bytes(data))
     assert info_or_error(path) == "invalid_header"
+
+
+def test_pcm_digest_is_the_same_across_lossless_containers(tmp_path):
+    from leakfree.decode import decode_mono
+
+    import soundfile as sf
+
+    x = (np.stack([tone("bell", 1.0), tone("sweep", 1.0)], axis=1) * 32767).astype(np.int16)
+    sf.write(tmp_path / "a.wav", x, 44100)
+    sf.write(tmp_path / "a.flac", x, 44100)
+    sf.write(tmp_path / "quieter.wav", (x * 0.9).astype(np.int16), 44100)
+    digest = {n: decode_mono(str(tmp_path / n), rate=8000, max_seconds=60).pcm_sha256 for n in
+              ("a.wav", "a.flac", "quieter.wav")}
+    assert digest["a.wav"] == digest["a.flac"] != digest["quieter.wav"]
+    assert (tmp_path / "a.wav").read_bytes() != (tmp_path / "a.flac").read_bytes()
+
+
+def test_decode_mono_resamples_downmixes_and_caps(tmp_path):
+    from leakfree.decode import decode_mono
+
+    x = np.stack([tone("engine", 3.0, rate=48000), tone("wind", 3.0, rate=48000)], axis=1)
+    write_audio(tmp_path / "x.wav", x, 48000)
+    whole = decode_mono(str(tmp_path / "x.wav"), rate=8000, max_seconds=60)
+    capped = decode_mono(str(tmp_path / "x.wav"), rate=8000, max_seconds=1.0)
+    assert whole.samples.ndim == 1 and len(whole.samples) == pytest.approx(24000, abs=64)
+    assert not whole.capped and whole.seconds == pytest.approx(3.0)
+    assert capped.capped and len(capped.samples) == 8000
+    assert capped.pcm_sha256 == whole.pcm_sha256  # the digest covers the whole file either way
+    expected = (x[:, 0] + x[:, 1]) / 2
+    ratio = np.std(whole.samples[4000:20000]) / np.std(expected[24000:120000])
+    assert ratio == pytest.approx(1.0, abs=0.05)
