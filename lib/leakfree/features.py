@@ -22,8 +22,8 @@ from leakfree import tables
 from leakfree.config import FeaturesConfig
 from leakfree.decode import decode_mono
 from leakfree.errors import AudioError
-from leakfree.fingerprint import fingerprint, mel_basis
-from leakfree.minhash import MinHasher, caption_shingles
+from leakfree.fingerprint import Fingerprint, fingerprint, mel_basis
+from leakfree.minhash import MinHasher, caption_shingles, window_spans
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -77,15 +77,14 @@ class Extractor:
         except Exception as exc:  # a decoder or numeric bug must cost one file, not the job
             return {**row, "error_class": "corrupt", "message": f"{type(exc).__name__}: {exc}"}
         hop_s = s.fingerprint.hop / s.analysis_rate
-        window = max(1, round(s.segment_s / hop_s))
-        step = max(1, round(s.segment_hop_s / hop_s))
+        spans = signature_spans(fp, window=round(s.segment_s / hop_s), hop=round(s.segment_hop_s / hop_s))
         segments = [
             {"family": family, "start_s": seg.start_frame * hop_s, "signature": seg.signature}
             for family, hashes, times in (
                 ("sparse", fp.hashes, fp.times),
                 ("dense", fp.dense_hashes, fp.dense_times),
             )
-            for seg in self.hasher.segments(hashes, times, fp.frames, window, step)
+            for seg in self.hasher.segments(hashes, times, spans)
         ]
         shingles = caption_shingles(caption, s.caption_shingle_words)
         return {
@@ -104,6 +103,15 @@ class Extractor:
             "logmel_bands": fp.logmel.shape[1],
             "logmel_hop_s": hop_s * s.fingerprint.mel_every,
         }
+
+
+def signature_spans(fp: Fingerprint, *, window: int, hop: int) -> list[tuple[int, int]]:
+    """Windows over the whole file, plus windows over each sound when the file holds several
+    (a sound inside a longer file then has a window of its own to match)."""
+    spans = window_spans(0, fp.frames, window, hop)
+    if len(fp.events) > 1:
+        spans += [w for start, end in fp.events for w in window_spans(start, end, window, hop)]
+    return sorted(set(spans))
 
 
 def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig) -> Iterator[pa.RecordBatch]:

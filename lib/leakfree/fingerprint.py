@@ -48,6 +48,7 @@ class FingerprintParams:
     sparse: PeakParams
     dense: PeakParams
     dense_below_active_s: float  # files with less active audio also get the dense family
+    event_gap_frames: int  # silence at least this long separates two sounds in one file
     mel_bands: int
     mel_every: int  # keep every n-th frame for the verifier's log-mel matrix
     mel_fmin: float
@@ -64,6 +65,7 @@ class Fingerprint:
     dense_hashes: np.ndarray  # uint32, empty unless the file is short
     dense_times: np.ndarray
     logmel: np.ndarray  # uint8 (frames x bands), 0.5 dB steps below the file's loudest cell
+    events: tuple[tuple[int, int], ...]  # [start, end) frames of sounds between silent gaps
 
 
 def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
@@ -180,7 +182,7 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
     empty_h, empty_t = np.empty(0, np.uint32), np.empty(0, np.int32)
     if flag is not None:
         return Fingerprint(flag, active_seconds, frames, empty_h, empty_t, empty_h, empty_t,
-                           np.zeros((0, params.mel_bands), np.uint8))
+                           np.zeros((0, params.mel_bands), np.uint8), ())
     hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
     dense_hashes, dense_times = empty_h, empty_t
     if active_seconds < params.dense_below_active_s:
@@ -188,7 +190,22 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
             *spectral_peaks(power, params.dense, params.floor_db), params.dense
         )
     logmel = quantized_logmel(power[:: params.mel_every], mel)
-    return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel)
+    events = event_spans(active, params.event_gap_frames)
+    return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel, events)
+
+
+def event_spans(active: np.ndarray, min_gap: int) -> tuple[tuple[int, int], ...]:
+    """[start, end) of the runs of sound separated by at least `min_gap` silent frames.
+
+    Libraries often hold several takes in one file, and a leak can be one of them: giving
+    each sound its own signature windows lets a short sound match inside a longer file."""
+    frames = np.flatnonzero(active)
+    if len(frames) == 0:
+        return ()
+    breaks = np.flatnonzero(np.diff(frames) > min_gap)
+    starts = np.concatenate([[frames[0]], frames[breaks + 1]])
+    ends = np.concatenate([frames[breaks], [frames[-1]]]) + 1
+    return tuple((int(s), int(e)) for s, e in zip(starts, ends))
 
 
 def quantized_logmel(power: np.ndarray, mel: np.ndarray) -> np.ndarray:

@@ -54,13 +54,14 @@ class MinHasher:
         sig = self.signature(values, hashfunc)
         return None if sig is None else sig.astype("<u4").tobytes()
 
-    def segments(self, hashes: np.ndarray, times: np.ndarray, frames: int, window: int, hop: int) -> list[Segment]:
-        """One signature per window of `window` frames every `hop` frames (the last window
-        ends at the last frame). Windows make similarity independent of file length, so an
-        excerpt or a sound inside a longer file still has a high Jaccard with its source."""
+    def segments(self, hashes: np.ndarray, times: np.ndarray, spans: list[tuple[int, int]]) -> list[Segment]:
+        """One signature per span [start, end) of anchor frames; spans with no hashes get none.
+
+        Windows make similarity independent of file length, so an excerpt, or a sound
+        inside a longer file, still has a high Jaccard with its source's window."""
         out = []
-        for start in window_starts(frames, window, hop):
-            inside = (times >= start) & (times < start + window)
+        for start, end in spans:
+            inside = (times >= start) & (times < end)
             sig = self.signature_bytes(hashes[inside])
             if sig is not None:
                 out.append(Segment(start, sig))
@@ -70,12 +71,14 @@ class MinHasher:
         return self.signature_bytes([t.encode("utf-8") for t in sorted(shingles)], sha1_hash32)
 
 
-def window_starts(frames: int, window: int, hop: int) -> list[int]:
-    last = max(0, frames - window)
-    starts = list(range(0, last + 1, hop))
+def window_spans(start: int, end: int, window: int, hop: int) -> list[tuple[int, int]]:
+    """Windows of `window` frames every `hop` frames over [start, end); the last one ends at
+    `end`, and a span shorter than a window is one window."""
+    last = max(start, end - window)
+    starts = list(range(start, last + 1, hop))
     if starts[-1] != last:
         starts.append(last)
-    return starts
+    return [(s, min(s + window, end)) for s in starts]
 
 
 def caption_shingles(text: str | None, max_words: int) -> set[str]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from datasketch import MinHash
 
-from leakfree.minhash import MinHasher, caption_shingles, from_bytes, jaccard_estimate, window_starts
+from leakfree.minhash import MinHasher, caption_shingles, from_bytes, jaccard_estimate, window_spans
 
 
 def test_signature_is_datasketchs_own():
@@ -38,11 +38,11 @@ def test_segments_cover_the_file_and_skip_empty_windows():
     hasher = MinHasher(16, 1)
     times = np.array([1, 2, 3, 95, 96], np.int32)
     hashes = np.array([10, 11, 12, 13, 14], np.uint32)
-    segments = hasher.segments(hashes, times, frames=100, window=40, hop=20)
+    segments = hasher.segments(hashes, times, window_spans(0, 100, 40, 20))
     assert [s.start_frame for s in segments] == [0, 60]  # windows at 20 and 40 hold no hashes
-    assert window_starts(100, 40, 20) == [0, 20, 40, 60]
-    assert window_starts(30, 40, 20) == [0]
-    assert window_starts(105, 40, 20) == [0, 20, 40, 60, 65]
+    assert window_spans(0, 100, 40, 20) == [(0, 40), (20, 60), (40, 80), (60, 100)]
+    assert window_spans(0, 30, 40, 20) == [(0, 30)]
+    assert window_spans(10, 115, 40, 20) == [(10, 50), (30, 70), (50, 90), (70, 110), (75, 115)]
 
 
 def test_caption_shingles_ignore_case_and_punctuation():

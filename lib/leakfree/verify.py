@@ -1,0 +1,132 @@
+"""Verification of a candidate pair with the real measures, on numpy arrays.
+
+A candidate pair shares a MinHash band, which chance and common sounds can also explain.
+Before it becomes an edge it must pass the real test: the two log-mel sequences, slid
+over each other, must correlate strongly at one offset over (nearly) all of the shorter
+file's active frames. That holds for a copy, a transcode, a noisy or faded copy, an
+excerpt, or a sound inside a longer file, and not for two different sounds that merely
+share some spectral peaks. The hash evidence (Jaccard, containment, and the offset on
+which matching hashes agree) is kept with the edge so a person can see why it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from scipy.ndimage import uniform_filter1d
+
+from leakfree.fingerprint import dequantize_logmel, set_similarity
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    min_correlation: float  # mean frame correlation at the best offset
+    min_overlap_share: float  # of the shorter file's active frames inside the overlap
+    min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
+    active_rel_db: float  # log-mel frames this far below the file's loudest are silence
+    local_mean_frames: int  # window over which each band's level is normalised
+    offset_bin_frames: int  # width of the histogram bins for hash offsets
+
+
+@dataclass(frozen=True)
+class AudioEvidence:
+    correlation: float
+    offset_s: float  # where file b starts relative to file a
+    overlap_s: float  # active audio the two files share at that offset
+    jaccard: float
+    containment: float
+    aligned_hashes: int  # matching hashes that agree on the best hash offset
+    hash_offset_s: float | None
+    matched_s: float  # time span, in the shorter file, covered by those aligned hashes
+
+    def verified(self, params: VerifyParams) -> bool:
+        return self.correlation >= params.min_correlation
+
+
+def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-length, mean-free frame vectors of the local spectral shape, and the active mask.
+
+    Each band's level is taken relative to its own average over about a second around the
+    frame, so a static colouring (an EQ, a codec's low-pass, a mono fold-down) and the
+    overall gain drop out and what remains is how the sound changes. Silent frames are
+    zero and do not count.
+    """
+    level = dequantize_logmel(logmel)
+    if len(level) == 0:
+        return np.zeros((0, logmel.shape[1] if logmel.ndim == 2 else 0), np.float32), np.zeros(0, np.float32)
+    active = level.max(axis=1) > -params.active_rel_db
+    level = np.maximum(level, -params.active_rel_db)
+    weight = active.astype(np.float32)[:, None]
+    window = params.local_mean_frames
+    local_sum = uniform_filter1d(level * weight, window, axis=0, mode="constant")
+    local_count = uniform_filter1d(weight, window, axis=0, mode="constant")
+    shape = level - local_sum / np.maximum(local_count, 1e-6)
+    shape -= shape.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(shape, axis=1, keepdims=True)
+    shape = np.where(norm > 1e-6, shape / np.maximum(norm, 1e-6), 0.0) * weight
+    return shape.astype(np.float32), active.astype(np.float32)
+
+
+def best_alignment(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], params: VerifyParams) -> tuple[float, int, int]:
+    """(correlation, offset of b in frames, overlapping active frames) at the best offset
+    where the overlap covers enough of the shorter file; correlation -1 if none does."""
+    frames_a, active_a = a
+    frames_b, active_b = b
+    shorter_active = min(active_a.sum(), active_b.sum())
+    if len(frames_a) == 0 or len(frames_b) == 0 or shorter_active == 0:
+        return -1.0, 0, 0
+    size = len(frames_a) + len(frames_b) - 1
+    n = scipy.fft.next_fast_len(size, real=True)
+    spectra = scipy.fft.rfft(frames_a, n, axis=0) * scipy.fft.rfft(frames_b[::-1], n, axis=0)
+    dot = scipy.fft.irfft(spectra.sum(axis=1), n)[:size]
+    overlap = np.rint(scipy.fft.irfft(scipy.fft.rfft(active_a, n) * scipy.fft.rfft(active_b[::-1], n), n)[:size])
+    need = max(min(params.min_overlap_frames, shorter_active), params.min_overlap_share * shorter_active)
+    score = np.where(overlap >= need - 0.5, dot / np.maximum(overlap, 1), -1.0)
+    k = int(np.argmax(score))
+    return float(score[k]), k - (len(frames_b) - 1), int(overlap[k])
+
+
+def hash_alignment(
+    hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray, bin_frames: int
+) -> tuple[int, int | None, int]:
+    """(hashes agreeing on the most common offset, that offset in frames, frames they span)."""
+    if len(hashes_a) == 0 or len(hashes_b) == 0:
+        return 0, None, 0
+    order_b = np.argsort(hashes_b, kind="stable")
+    sorted_b = hashes_b[order_b]
+    lo = np.searchsorted(sorted_b, hashes_a, "left")
+    hi = np.searchsorted(sorted_b, hashes_a, "right")
+    counts = hi - lo
+    if counts.sum() == 0:
+        return 0, None, 0
+    a_index = np.repeat(np.arange(len(hashes_a)), counts)
+    b_index = order_b[np.concatenate([np.arange(l, h) for l, h in zip(lo, hi) if h > l])]
+    offsets = times_b[b_index].astype(np.int64) - times_a[a_index]
+    binned = np.floor_divide(offsets, bin_frames)
+    values, tally = np.unique(binned, return_counts=True)
+    best = int(values[np.argmax(tally)])
+    near = np.abs(binned - best) <= 1
+    anchored = times_a[a_index[near]]
+    span = int(anchored.max() - anchored.min()) if len(anchored) else 0
+    return int(near.sum()), int(np.median(offsets[near])), span
+
+
+def audio_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
+    """Compare two feature rows (hashes, times, logmel matrix, hop lengths)."""
+    correlation, offset, overlap = best_alignment(
+        normalized_frames(a["logmel"], params), normalized_frames(b["logmel"], params), params
+    )
+    jaccard, containment = set_similarity(a["hashes"], b["hashes"])
+    aligned, hash_offset, span = hash_alignment(a["hashes"], a["times"], b["hashes"], b["times"], params.offset_bin_frames)
+    return AudioEvidence(
+        correlation=correlation,
+        offset_s=offset * a["logmel_hop_s"],
+        overlap_s=overlap * a["logmel_hop_s"],
+        jaccard=jaccard,
+        containment=containment,
+        aligned_hashes=aligned,
+        hash_offset_s=None if hash_offset is None else hash_offset * a["hop_s"],
+        matched_s=span * a["hop_s"],
+    )
