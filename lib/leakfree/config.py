@@ -14,6 +14,7 @@ from typing import Any
 
 from leakfree.errors import LeakfreeError
 from leakfree.fingerprint import FingerprintParams
+from leakfree.verify import VerifyParams
 
 
 class ConfigError(LeakfreeError):
@@ -73,12 +74,31 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class DedupConfig:
+    audio_threshold: float
+    caption_threshold: float
+    max_bucket: int
+    pairs_per_task: int
+    verify: VerifyParams
+
+
+@dataclass(frozen=True)
+class GroupsConfig:
+    edge_types: tuple[str, ...]
+    setup_columns: tuple[str, ...]
+    checkpoint_every: int
+    max_iterations: int
+
+
+@dataclass(frozen=True)
 class Config:
     library: LibraryConfig
     warehouse: WarehouseConfig
     spark: SparkConfig
     catalog: CatalogConfig
     features: FeaturesConfig
+    dedup: DedupConfig
+    groups: GroupsConfig
 
     @classmethod
     def from_toml(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

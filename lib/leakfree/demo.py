@@ -23,10 +23,20 @@ _OGG_CHUNK = 1 << 15
 
 
 def impact(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    """A struck object: a low thump, a noise crack, and the object's own resonances, then
+    a few bounces."""
     t = np.arange(int(seconds * rate)) / rate
     thump = np.sin(2 * np.pi * rng.uniform(40, 90) * t) * np.exp(-t * rng.uniform(6, 12))
     crack = rng.standard_normal(t.size) * np.exp(-t * rng.uniform(20, 60))
-    return 0.6 * thump + 0.4 * crack
+    modes = sum(
+        np.sin(2 * np.pi * rng.uniform(250, 3500) * t) * np.exp(-t * rng.uniform(8, 30)) for _ in range(4)
+    )
+    hit = 0.5 * thump + 0.3 * crack + 0.4 * modes
+    out = hit.copy()
+    for _ in range(3):
+        delay = int(rng.uniform(0.05, 0.4) * rate)
+        out[delay:] += hit[: t.size - delay] * rng.uniform(0.2, 0.5)
+    return out / (np.abs(out).max() + 1e-9) * 0.8
 
 
 def beeps(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
@@ -157,6 +167,22 @@ _TRANSFORMS: list[tuple[str, str, Callable, dict]] = [
 ]
 
 
+_WORDS = {
+    "impact": ["door slam", "box drop", "metal clang", "wood knock", "crate hit", "bin lid"],
+    "beeps": ["alarm beeps", "microwave timer", "phone keypad", "truck reversing", "pager"],
+    "sweep": ["laser zap", "riser", "sci-fi sweep", "whistle slide", "radar ping"],
+    "engine": ["idling diesel", "motorbike pass", "generator hum", "boat engine", "lawnmower"],
+    "wind": ["wind through trees", "gusty coast", "draughty hall", "desert wind", "storm"],
+    "bell": ["church bell", "bicycle bell", "shop door chime", "ship bell", "gong"],
+    "footsteps": ["steps on gravel", "heels on stone", "boots in snow", "running on wood"],
+}
+_PLACES = ["close", "distant", "indoors", "outdoors", "in a yard", "in a tunnel", "at night", "stereo"]
+
+
+def _caption(rng: np.random.Generator, kind: str) -> str:
+    return f"{rng.choice(_WORDS[kind])}, {rng.choice(_PLACES)}, take {rng.integers(1, 9)}"
+
+
 def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -> list[DemoFile]:
     """Write the demo library under `folder`; the same seed gives the same bytes."""
     root = Path(folder)
@@ -170,7 +196,7 @@ def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -
         setup = f"session-{i // 6:02d}"
         name = f"{kind}/{kind}_{i:03d}.wav"
         group = f"g{i:03d}"
-        caption = f"{kind} sound {i}, recorded in {setup}"
+        caption = _caption(rng, kind)
         write_audio(root / name, signal, RATE)
         files.append(DemoFile(name, group, "original", caption, kind, setup))
         if i % 2 == 0:

@@ -50,6 +50,8 @@ FEATURES_SCHEMA = pa.schema(
         ("logmel_hop_s", pa.float64()),
     ]
 )
+# Landmark hashes use 25 bits; bit 30 marks the dense family in the stored hash list.
+DENSE_TAG = np.uint32(1 << 30)
 RESULT_SCHEMA = pa.schema(
     [*FEATURES_SCHEMA, ("path", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
 )
@@ -95,8 +97,10 @@ class Extractor:
             "flag": fp.flag,
             "active_s": fp.active_seconds,
             "hop_s": hop_s,
-            "hashes": fp.hashes.astype(np.int32),
-            "times": fp.times,
+            # Both families, the dense one tagged, so that the verifier can align short
+            # sounds by their hashes too.
+            "hashes": np.concatenate([fp.hashes, fp.dense_hashes | DENSE_TAG]).astype(np.int32),
+            "times": np.concatenate([fp.times, fp.dense_times]),
             "segments": segments,
             "caption_signature": self.hasher.text_signature(shingles) if shingles else None,
             "logmel": fp.logmel.tobytes(),

@@ -12,7 +12,9 @@ from pyspark.sql import SparkSession
 from leakfree import storage, tables
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
+from leakfree.dedup import build_candidates, build_pairs
 from leakfree.features import build_features
+from leakfree.grouping import build_groups
 from leakfree.runs import RunLog, new_run_id
 
 log = logging.getLogger("leakfree")
@@ -28,7 +30,27 @@ def features_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
     build_features(spark, settings=cfg.features, warehouse=cfg.warehouse.path, run=run)
 
 
-STAGES: dict[str, Stage] = {"catalog": catalog_stage, "features": features_stage}
+def candidates_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_candidates(
+        spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=cfg.warehouse.path, run=run
+    )
+
+
+def pairs_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_pairs(spark, settings=cfg.dedup, warehouse=cfg.warehouse.path, run=run)
+
+
+def groups_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_groups(spark, settings=cfg.groups, warehouse=cfg.warehouse.path, run=run)
+
+
+STAGES: dict[str, Stage] = {
+    "catalog": catalog_stage,
+    "features": features_stage,
+    "candidates": candidates_stage,
+    "pairs": pairs_stage,
+    "groups": groups_stage,
+}
 
 
 @contextmanager

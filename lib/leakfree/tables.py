@@ -11,7 +11,7 @@ from pyspark.sql.types import StructType
 from leakfree import storage
 
 # Every table leakfree writes, in pipeline order.
-TABLES = ("runs", "errors", "catalog", "features")
+TABLES = ("runs", "errors", "catalog", "features", "candidates", "oversized_buckets", "pairs", "groups")
 
 
 def table_path(warehouse: str, name: str) -> str:

@@ -23,11 +23,14 @@ from leakfree.fingerprint import dequantize_logmel, set_similarity
 @dataclass(frozen=True)
 class VerifyParams:
     min_correlation: float  # mean frame correlation at the best offset
+    min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation
+    sure_correlation: float  # a correlation that needs no hash backing
     min_overlap_share: float  # of the shorter file's active frames inside the overlap
     min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
     active_rel_db: float  # log-mel frames this far below the file's loudest are silence
     local_mean_frames: int  # window over which each band's level is normalised
-    offset_bin_frames: int  # width of the histogram bins for hash offsets
+    offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
+    caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,16 @@ class AudioEvidence:
     overlap_s: float  # active audio the two files share at that offset
     jaccard: float
     containment: float
-    aligned_hashes: int  # matching hashes that agree on the best hash offset
-    hash_offset_s: float | None
-    matched_s: float  # time span, in the shorter file, covered by those aligned hashes
+    aligned_hashes: int  # matching hashes whose time offset agrees with the log-mel offset
+    matched_s: float  # time span, in file a, covered by those aligned hashes
 
     def verified(self, params: VerifyParams) -> bool:
-        return self.correlation >= params.min_correlation
+        """Strong correlation, backed by hashes that agree on an offset unless the correlation
+        alone leaves no doubt: two different sounds of one kind (two engines, two impacts)
+        can share a spectral shape and envelope, but not exact landmark pairs in time."""
+        if self.correlation < params.min_correlation:
+            return False
+        return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
 
 
 def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndarray, np.ndarray]:
@@ -88,45 +95,44 @@ def best_alignment(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nda
     return float(score[k]), k - (len(frames_b) - 1), int(overlap[k])
 
 
-def hash_alignment(
-    hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray, bin_frames: int
-) -> tuple[int, int | None, int]:
-    """(hashes agreeing on the most common offset, that offset in frames, frames they span)."""
+def matching_offsets(hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pair of equal hashes: (time in a, offset of b relative to a), in hash frames."""
     if len(hashes_a) == 0 or len(hashes_b) == 0:
-        return 0, None, 0
+        return np.empty(0, np.int64), np.empty(0, np.int64)
     order_b = np.argsort(hashes_b, kind="stable")
     sorted_b = hashes_b[order_b]
     lo = np.searchsorted(sorted_b, hashes_a, "left")
     hi = np.searchsorted(sorted_b, hashes_a, "right")
     counts = hi - lo
-    if counts.sum() == 0:
-        return 0, None, 0
     a_index = np.repeat(np.arange(len(hashes_a)), counts)
-    b_index = order_b[np.concatenate([np.arange(l, h) for l, h in zip(lo, hi) if h > l])]
-    offsets = times_b[b_index].astype(np.int64) - times_a[a_index]
-    binned = np.floor_divide(offsets, bin_frames)
-    values, tally = np.unique(binned, return_counts=True)
-    best = int(values[np.argmax(tally)])
-    near = np.abs(binned - best) <= 1
-    anchored = times_a[a_index[near]]
-    span = int(anchored.max() - anchored.min()) if len(anchored) else 0
-    return int(near.sum()), int(np.median(offsets[near])), span
+    # Positions lo..hi-1 for every a, built without a Python loop.
+    starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    b_index = order_b[starts + np.arange(counts.sum())]
+    anchor = times_a[a_index].astype(np.int64)
+    return anchor, times_b[b_index].astype(np.int64) - anchor
 
 
 def audio_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
-    """Compare two feature rows (hashes, times, logmel matrix, hop lengths)."""
+    """Compare two feature rows (hashes, times, logmel matrix, hop lengths).
+
+    The log-mel alignment gives an offset; the landmark hashes are counted only where they
+    agree with it (within a bin), so hashes shared by chance, at other offsets, do not count.
+    """
     correlation, offset, overlap = best_alignment(
         normalized_frames(a["logmel"], params), normalized_frames(b["logmel"], params), params
     )
     jaccard, containment = set_similarity(a["hashes"], b["hashes"])
-    aligned, hash_offset, span = hash_alignment(a["hashes"], a["times"], b["hashes"], b["times"], params.offset_bin_frames)
+    frames_per_mel = round(a["logmel_hop_s"] / a["hop_s"])
+    anchors, offsets = matching_offsets(a["hashes"], a["times"], b["hashes"], b["times"])
+    # b's offset relative to a is minus the shift of b's frames that aligned the log-mels.
+    agree = np.abs(offsets + offset * frames_per_mel) <= params.offset_bin_frames * frames_per_mel
+    aligned = anchors[agree]
     return AudioEvidence(
         correlation=correlation,
         offset_s=offset * a["logmel_hop_s"],
         overlap_s=overlap * a["logmel_hop_s"],
         jaccard=jaccard,
         containment=containment,
-        aligned_hashes=aligned,
-        hash_offset_s=None if hash_offset is None else hash_offset * a["hop_s"],
-        matched_s=span * a["hop_s"],
+        aligned_hashes=int(agree.sum()),
+        matched_s=float(aligned.max() - aligned.min()) * a["hop_s"] if len(aligned) else 0.0,
     )
