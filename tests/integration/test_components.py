@@ -1,0 +1,66 @@
+"""Connected components in Spark equal a union-find reference on random graphs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leakfree.components import component_labels, oriented
+
+pytestmark = pytest.mark.integration
+
+
+def union_find(edges: list[tuple[int, int]]) -> dict[int, int]:
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {node: find(node) for node in parent}
+
+
+def spark_labels(spark, edges: list[tuple[int, int]]) -> dict[int, int]:
+    frame = spark.createDataFrame(edges, "file_a bigint, file_b bigint")
+    labels = component_labels(oriented(frame), checkpoint_every=2, max_iterations=60)
+    return {r.node: r.label for r in labels.collect()}
+
+
+def chain(nodes: list[int]) -> list[tuple[int, int]]:
+    return list(zip(nodes, nodes[1:]))
+
+
+def star(nodes: list[int]) -> list[tuple[int, int]]:
+    return [(nodes[0], n) for n in nodes[1:]]
+
+
+ids = st.integers(min_value=1, max_value=10**15)
+graphs = st.one_of(
+    st.lists(st.tuples(ids, ids), min_size=1, max_size=40),
+    st.lists(ids, min_size=2, max_size=30, unique=True).map(chain),
+    st.lists(ids, min_size=2, max_size=30, unique=True).map(star),
+    st.lists(st.lists(ids, min_size=2, max_size=4, unique=True).map(chain), min_size=1, max_size=12).map(
+        lambda parts: [e for p in parts for e in p]
+    ),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edges=graphs)
+def test_labels_equal_union_find(spark, edges):
+    expected = {n: label for n, label in union_find(edges).items() if any(n in e and e[0] != e[1] for e in edges)}
+    assert spark_labels(spark, edges) == expected
+
+
+def test_a_long_chain_in_shuffled_order(spark):
+    nodes = [7 * i % 101 + 1000 for i in range(101)]  # a permutation: ids not in chain order
+    labels = spark_labels(spark, chain(nodes))
+    assert set(labels.values()) == {min(nodes)} and len(labels) == 101

@@ -1,0 +1,113 @@
+"""Candidates, verified pairs and leak groups on real audio, through Spark and Delta."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from leakfree import tables
+from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
+from leakfree.pipeline import run_stages
+
+pytestmark = pytest.mark.integration
+RATE = 44100
+
+
+def sound(seed: int, seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 0.5 * bell(rng, seconds, RATE) + 0.4 * footsteps(rng, seconds, RATE) + 0.2 * beeps(rng, seconds, RATE)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    lib = tmp_path_factory.mktemp("dedup") / "library"
+    a, b = sound(1, 3.0), sound(2, 4.0)
+    pcm = (a * 32767).astype(np.int16)
+    lib.mkdir()
+    sf.write(lib / "a.wav", pcm, RATE)
+    sf.write(lib / "a_copy.wav", pcm, RATE)  # byte-identical
+    sf.write(lib / "a.flac", pcm, RATE)  # the same samples in another container
+    write_audio(lib / "a_noisy.mp3", add_noise(a, 20, np.random.default_rng(3)), RATE, **MP3_128K)
+    write_audio(lib / "b.wav", b, RATE)
+    write_audio(lib / "b_excerpt.wav", b[RATE : int(2.5 * RATE)], RATE)
+    write_audio(lib / "c.wav", sound(4, 2.0), RATE)
+    write_audio(lib / "d.wav", engine(np.random.default_rng(5), 2.0, RATE), RATE)
+    write_audio(lib / "e.wav", sound(6, 2.5), RATE)
+    write_audio(lib / "silent1.wav", np.zeros(RATE), RATE)
+    write_audio(lib / "silent2.wav", np.zeros(2 * RATE), RATE)
+    (lib / "meta.csv").write_text(
+        "path,caption,setup\n"
+        "a.wav,rain on a tin roof,\n"
+        "c.wav,footsteps on gravel,cd-12\n"
+        "d.wav,an idling engine,cd-12\n"
+        "e.wav,\"Rain, on a tin roof!\",\n"
+    )
+    return lib
+
+
+def name_of(spark, cfg):
+    return {r.file_id: r.rel_path for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+
+
+def test_pairs_and_groups(spark, make_config, library, tmp_path):
+    cfg = make_config(library, metadata=library / "meta.csv")
+    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+    names = name_of(spark, cfg)
+    pairs = {
+        (frozenset((names[p.file_a], names[p.file_b])), p.method): p
+        for p in tables.read(spark, cfg.warehouse.path, "pairs").collect()
+    }
+    methods = {(tuple(sorted(k)), m) for k, m in pairs}
+    assert (("a.wav", "a_copy.wav"), "exact_bytes") in methods
+    assert (("a.flac", "a.wav"), "exact_pcm") in methods
+    assert (("a.wav", "a_noisy.mp3"), "audio") in methods
+    assert (("b.wav", "b_excerpt.wav"), "audio") in methods
+    assert (("a.wav", "e.wav"), "caption") in methods
+    duplicates = {k for k, m in methods if m != "caption"}
+    assert not any("silent" in name for pair in duplicates for name in pair)
+    assert not any("c.wav" in pair or "d.wav" in pair or "e.wav" in pair for pair in duplicates)
+    excerpt = pairs[(frozenset(("b.wav", "b_excerpt.wav")), "audio")]
+    assert abs(excerpt.offset_s) == pytest.approx(1.0, abs=0.05)
+    assert excerpt.containment > 0.3 and excerpt.aligned_hashes > 50 and excerpt.correlation >= 0.7
+
+    groups = {names[g.file_id]: g for g in tables.read(spark, cfg.warehouse.path, "groups").collect()}
+    ids = {n: i for i, n in names.items()}
+    a_group = {"a.wav", "a_copy.wav", "a.flac", "a_noisy.mp3", "e.wav"}
+    assert {n for n, g in groups.items() if g.group_id == groups["a.wav"].group_id} == a_group
+    assert groups["a.wav"].group_id == min(ids[n] for n in a_group)
+    assert groups["a.wav"].group_size == 5
+    assert set(groups["a.wav"].joined_by) == {"exact_bytes", "exact_pcm", "audio", "caption"}
+    assert groups["c.wav"].group_id == groups["d.wav"].group_id and groups["c.wav"].joined_by == ["setup:setup"]
+    assert groups["silent1.wav"].group_id != groups["silent2.wav"].group_id
+    assert groups["silent1.wav"].group_size == 1 and groups["silent1.wav"].joined_by == []
+
+
+def test_caption_edges_can_be_switched_off(spark, make_config, library):
+    cfg = make_config(library, metadata=library / "meta.csv")
+    cfg = cfg.replace(groups=dataclasses.replace(cfg.groups, edge_types=("exact_bytes", "exact_pcm", "audio")))
+    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+    names = name_of(spark, cfg)
+    groups = {names[g.file_id]: g.group_id for g in tables.read(spark, cfg.warehouse.path, "groups").collect()}
+    assert groups["e.wav"] != groups["a.wav"]
+
+
+def test_an_oversized_bucket_becomes_a_reported_star(spark, make_config, tmp_path):
+    lib = tmp_path / "jingles"
+    jingle = sound(9, 1.5)
+    for i in range(6):  # the same jingle at slightly different gains: one LSH bucket
+        write_audio(lib / f"j{i}.wav", jingle * (0.5 + 0.05 * i), RATE)
+    cfg = make_config(lib)
+    cfg = cfg.replace(dedup=dataclasses.replace(cfg.dedup, max_bucket=3))
+    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+    reported = tables.read(spark, cfg.warehouse.path, "oversized_buckets").collect()
+    assert reported and all(r.size == 6 for r in reported)
+    candidates = tables.read(spark, cfg.warehouse.path, "candidates").collect()
+    hub = reported[0].hub
+    audio_only = [c for c in candidates if set(c.sources) & {"sparse", "dense"}]
+    assert len(audio_only) == 5 and all(c.file_a == hub for c in audio_only)
+    assert tables.read(spark, cfg.warehouse.path, "groups").select("group_id").distinct().count() == 1
+    shutil.rmtree(lib)

@@ -1,0 +1,72 @@
+"""The verifier on numpy arrays: copies and excerpts pass, different sounds do not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leakfree.config import Config
+from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
+from leakfree.fingerprint import fingerprint, mel_basis
+from leakfree.features import DENSE_TAG
+from leakfree.verify import audio_evidence, matching_offsets
+
+SETTINGS = Config.from_toml()
+RATE = SETTINGS.features.analysis_rate
+PARAMS = SETTINGS.dedup.verify
+MEL = mel_basis(SETTINGS.features.fingerprint, RATE)
+
+
+def features(x: np.ndarray) -> dict:
+    fp = fingerprint(x.astype(np.float32), RATE, SETTINGS.features.fingerprint, MEL)
+    hop_s = SETTINGS.features.fingerprint.hop / RATE
+    return {
+        "hashes": np.concatenate([fp.hashes, fp.dense_hashes | DENSE_TAG]),
+        "times": np.concatenate([fp.times, fp.dense_times]),
+        "logmel": fp.logmel,
+        "hop_s": hop_s,
+        "logmel_hop_s": hop_s * SETTINGS.features.fingerprint.mel_every,
+    }
+
+
+def sound(seed: int, seconds: float = 3.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 0.5 * bell(rng, seconds, RATE) + 0.4 * footsteps(rng, seconds, RATE) + 0.2 * beeps(rng, seconds, RATE)
+
+
+def test_a_noisy_copy_is_verified_with_agreeing_hashes():
+    x = sound(1)
+    evidence = audio_evidence(features(x), features(add_noise(x, 20, np.random.default_rng(2))), PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.correlation > 0.8 and evidence.aligned_hashes >= 10
+    assert abs(evidence.offset_s) < 0.05
+
+
+def test_offset_and_overlap_of_a_sound_inside_a_longer_file():
+    x = sound(3, 2.0)
+    longer = np.concatenate([sound(4, 1.5), np.zeros(RATE // 2), x, sound(5, 1.0)])
+    evidence = audio_evidence(features(longer), features(x), PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.offset_s == pytest.approx(2.0, abs=0.05)  # x starts 2 s into the longer file
+    assert evidence.overlap_s == pytest.approx(2.0, abs=0.3)
+    assert evidence.aligned_hashes >= 10 and evidence.containment > 0.5
+
+
+@pytest.mark.parametrize("make", [engine, impact, bell, footsteps])
+def test_different_sounds_of_one_kind_are_not_verified(make):
+    a = make(np.random.default_rng(10), 2.0, RATE)
+    b = make(np.random.default_rng(11), 2.0, RATE)
+    assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
+
+
+def test_silence_has_no_alignment():
+    evidence = audio_evidence(features(np.zeros(RATE)), features(sound(1)), PARAMS)
+    assert evidence.correlation == -1.0 and not evidence.verified(PARAMS)
+
+
+def test_matching_offsets_pairs_every_equal_hash():
+    anchors, offsets = matching_offsets(
+        np.array([5, 7, 5], np.uint32), np.array([10, 20, 30], np.int32),
+        np.array([5, 9, 5], np.uint32), np.array([100, 200, 300], np.int32),
+    )
+    assert sorted(zip(anchors.tolist(), offsets.tolist())) == [(10, 90), (10, 290), (30, 70), (30, 270)]
