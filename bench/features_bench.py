@@ -20,14 +20,13 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CORPUS, corpus_available, load_truth, table, write_results  # noqa: E402
-
-from leakfree.config import Config  # noqa: E402
-from leakfree.decode import decode_mono  # noqa: E402
-from leakfree.demo import MP3_128K, SOUNDS, VORBIS_Q2, write_audio  # noqa: E402
-from leakfree.features import Extractor  # noqa: E402
-from leakfree.fingerprint import set_similarity  # noqa: E402
-from leakfree.minhash import jaccard_estimate  # noqa: E402
+from common import CORPUS, corpus_available, load_truth, table, write_results
+from leakfree.config import Config
+from leakfree.decode import decode_mono
+from leakfree.demo import MP3_128K, SOUNDS, VORBIS_Q2, write_audio
+from leakfree.features import Extractor
+from leakfree.fingerprint import set_similarity
+from leakfree.minhash import jaccard_estimate
 
 SETTINGS = Config.from_toml().features
 _extractor: Extractor | None = None
@@ -115,11 +114,24 @@ def quality() -> tuple[dict, str]:
         f"{len(positives)} duplicate pairs vs {len(negatives)} random non-duplicate pairs. J = Jaccard, "
         "C = containment (share of the smaller hash set found in the larger), segJ = best MinHash Jaccard "
         "over 4 s windows. Threshold = 99th percentile of the non-duplicates "
-        f"(J {thresholds['jaccard']:.3f}, C {thresholds['containment']:.3f}, segJ {thresholds['segment_jaccard']:.3f}); "
+        f"(J {thresholds['jaccard']:.3f}, C {thresholds['containment']:.3f}, "
+        f"segJ {thresholds['segment_jaccard']:.3f}); "
         "recall = share of duplicate pairs above it.\n\n"
     )
     md += table(
-        ["pairs", "n", "J med", "C med", "segJ med", "J p10", "C p10", "segJ p10", "recall J", "recall C", "recall segJ"],
+        [
+            "pairs",
+            "n",
+            "J med",
+            "C med",
+            "segJ med",
+            "J p10",
+            "C p10",
+            "segJ p10",
+            "recall J",
+            "recall C",
+            "recall segJ",
+        ],
         rows,
     )
     md += f"\nFlagged (no fingerprint): {data['flagged_files']}\n"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from leakfree.config import Config
 from leakfree.demo import SOUNDS, write_audio
 
@@ -64,8 +63,15 @@ def tone(kind: str = "bell", seconds: float = 1.0, seed: int = 0, rate: int = 44
 def audio_file(tmp_path):
     """Write a synthetic sound and return its path: audio_file("a.flac", kind="sweep")."""
 
-    def make(name: str, kind: str = "bell", seconds: float = 1.0, seed: int = 0, rate: int = 44100,
-             channels: int = 1, folder: Path | None = None) -> Path:
+    def make(
+        name: str,
+        kind: str = "bell",
+        seconds: float = 1.0,
+        seed: int = 0,
+        rate: int = 44100,
+        channels: int = 1,
+        folder: Path | None = None,
+    ) -> Path:
         signal = tone(kind, seconds, seed, rate)
         if channels > 1:
             signal = np.stack([signal] * channels, axis=1)

@@ -52,9 +52,7 @@ PROBE_SCHEMA = pa.schema(
     ]
 )
 BOOKKEEPING_COLUMNS = ("first_seen_run", "updated_run", "retired")
-RESERVED_COLUMNS = frozenset(
-    ["file_id", *storage.LISTING_SCHEMA.names, *FACT_COLUMNS, *BOOKKEEPING_COLUMNS]
-) - {"path"}
+RESERVED_COLUMNS = frozenset(["file_id", *storage.LISTING_SCHEMA.names, *FACT_COLUMNS, *BOOKKEEPING_COLUMNS]) - {"path"}
 
 
 @dataclass(frozen=True)
@@ -149,8 +147,7 @@ def build_catalog(
             meta = spark.createDataFrame(sidecar.table)
             orphans = meta.join(listed, "path", "left_anti").select("path").collect()
             metadata_problems += [
-                (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library")
-                for r in orphans
+                (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library") for r in orphans
             ]
             current = current.join(meta, "path", "left")
 
@@ -170,7 +167,7 @@ def _probe_batches(batches: Iterator[pa.RecordBatch], limits: ProbeLimits) -> It
     for batch in batches:
         rows = [
             probe_file(path, size, limits)
-            for path, size in zip(batch.column("path").to_pylist(), batch.column("size").to_pylist())
+            for path, size in zip(batch.column("path").to_pylist(), batch.column("size").to_pylist(), strict=True)
         ]
         yield pa.RecordBatch.from_pylist(rows, schema=PROBE_SCHEMA)
 
@@ -188,9 +185,7 @@ def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:
 def _merge_catalog(spark: SparkSession, warehouse: str, current: DataFrame, run_id: str) -> None:
     """One MERGE: insert new files, update changed ones, retire the vanished."""
     run = F.lit(run_id)
-    source = current.withColumns(
-        {"first_seen_run": run, "updated_run": run, "retired": F.lit(False)}
-    )
+    source = current.withColumns({"first_seen_run": run, "updated_run": run, "retired": F.lit(False)})
     if not tables.exists(spark, warehouse, "catalog"):
         tables.overwrite(source, warehouse, "catalog")
         return

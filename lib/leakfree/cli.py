@@ -16,7 +16,9 @@ log = logging.getLogger("leakfree")
 
 # First words of statements that only read; anything else needs --allow-write.
 READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "TABLE", "FROM")
-_WRITE_WORDS = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|OVERWRITE|RESTORE|VACUUM|OPTIMIZE)\b", re.I)
+_WRITE_WORDS = re.compile(
+    r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|OVERWRITE|RESTORE|VACUUM|OPTIMIZE)\b", re.I
+)
 
 DESCRIPTION = """\
 leakfree finds duplicate and near-duplicate recordings in audio libraries and writes
@@ -66,47 +68,76 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="library root: a folder or URI (s3a://, hdfs://, ...); repeat for several (library.roots)",
     )
-    library.add_argument("--metadata", metavar="FILE", help="metadata sidecar: CSV, JSONL or Parquet with a `path` column")
-    library.add_argument("--run-id", help="name of this run; rerunning the same id replaces its rows (default: a timestamp)")
+    library.add_argument(
+        "--metadata", metavar="FILE", help="metadata sidecar: CSV, JSONL or Parquet with a `path` column"
+    )
+    library.add_argument(
+        "--run-id", help="name of this run; rerunning the same id replaces its rows (default: a timestamp)"
+    )
 
-    parser = argparse.ArgumentParser(prog="leakfree", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="leakfree", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo-data", help="write a small synthetic demo library with planted duplicates",
-                               description="Write a deterministic demo library: synthetic sound effects, "
-                               "planted near-duplicates (other codecs, gain, noise, excerpts), two broken "
-                               "files, metadata.csv and truth.csv.")
+    demo = commands.add_parser(
+        "demo-data",
+        help="write a small synthetic demo library with planted duplicates",
+        description="Write a deterministic demo library: synthetic sound effects, "
+        "planted near-duplicates (other codecs, gain, noise, excerpts), two broken "
+        "files, metadata.csv and truth.csv.",
+    )
     demo.add_argument("folder", help="where to write it (created if needed)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--originals", type=int, default=42, help="number of original sounds (default 42)")
     demo.set_defaults(handler=cmd_demo_data)
 
-    run = commands.add_parser("run", parents=[common, library], help="run every stage on a library",
-                              description="Run all stages on the library and print a summary.")
+    run = commands.add_parser(
+        "run",
+        parents=[common, library],
+        help="run every stage on a library",
+        description="Run all stages on the library and print a summary.",
+    )
     run.set_defaults(handler=cmd_run, stages=None)
 
-    catalog = commands.add_parser("catalog", parents=[common, library], help="list the library into the catalog table",
-                                  description="List the library, read file headers and hashes on the executors, "
-                                  "write the catalog table and report unreadable files in the errors table.")
+    catalog = commands.add_parser(
+        "catalog",
+        parents=[common, library],
+        help="list the library into the catalog table",
+        description="List the library, read file headers and hashes on the executors, "
+        "write the catalog table and report unreadable files in the errors table.",
+    )
     catalog.set_defaults(handler=cmd_run, stages=["catalog"])
 
-    features = commands.add_parser("features", parents=[common, library], help="decode and fingerprint catalogued files",
-                                   description="Decode new or changed catalogued files on the executors and write "
-                                   "digests, landmark hashes, MinHash signatures and log-mel matrices to the "
-                                   "features table.")
+    features = commands.add_parser(
+        "features",
+        parents=[common, library],
+        help="decode and fingerprint catalogued files",
+        description="Decode new or changed catalogued files on the executors and write "
+        "digests, landmark hashes, MinHash signatures and log-mel matrices to the "
+        "features table.",
+    )
     features.set_defaults(handler=cmd_run, stages=["features"])
 
-    sql = commands.add_parser("sql", parents=[common], help="query the warehouse tables by name",
-                              description="Run one SQL statement against the warehouse tables (catalog, errors, "
-                              "runs, ...). Read-only unless --allow-write is given.")
+    sql = commands.add_parser(
+        "sql",
+        parents=[common],
+        help="query the warehouse tables by name",
+        description="Run one SQL statement against the warehouse tables (catalog, errors, "
+        "runs, ...). Read-only unless --allow-write is given.",
+    )
     sql.add_argument("query", help='e.g. "SELECT count(*) FROM catalog"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     sql.add_argument("--limit", type=int, default=1000, help="most rows printed (default 1000)")
     sql.add_argument("--allow-write", action="store_true", help="permit statements that change tables")
     sql.set_defaults(handler=cmd_sql)
 
-    show = commands.add_parser("show-config", parents=[common], help="print the effective config as TOML",
-                               description="Print the config after defaults, --conf and --set are applied.")
+    show = commands.add_parser(
+        "show-config",
+        parents=[common],
+        help="print the effective config as TOML",
+        description="Print the config after defaults, --conf and --set are applied.",
+    )
     show.set_defaults(handler=cmd_show_config)
     return parser
 
@@ -181,7 +212,7 @@ def is_read_only(query: str) -> bool:
 def format_table(columns: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    lines = [" | ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)

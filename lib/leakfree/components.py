@@ -23,9 +23,7 @@ class NotConverged(RuntimeError):
 def oriented(edges: DataFrame, a: str = "file_a", b: str = "file_b") -> DataFrame:
     """Undirected (a, b) rows as distinct (src, dst) with src > dst; self-loops dropped."""
     return (
-        edges.where(F.col(a) != F.col(b))
-        .select(F.greatest(a, b).alias("src"), F.least(a, b).alias("dst"))
-        .distinct()
+        edges.where(F.col(a) != F.col(b)).select(F.greatest(a, b).alias("src"), F.least(a, b).alias("dst")).distinct()
     )
 
 

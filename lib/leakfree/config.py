@@ -194,7 +194,7 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
             return tuple(_coerce(args[0], item, f"{name}[]") for item in value)
         if len(value) != len(args):
             raise ConfigError(f"config key '{name}' must be a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(k, item, f"{name}[]") for k, item in zip(args, value))
+        return tuple(_coerce(k, item, f"{name}[]") for k, item in zip(args, value, strict=True))
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{name}' must be a table, got {value!r}")

@@ -19,10 +19,26 @@ from leakfree import storage
 from leakfree.containers import SHORTFALL_CHECKS
 from leakfree.errors import AudioError
 
-
 # Extensions libsndfile reads; other extensions are reported as unsupported codecs.
 LIBSNDFILE_EXTENSIONS = frozenset(
-    "wav wave flac ogg oga opus mp3 aif aiff aifc au snd w64 caf rf64 voc".split()
+    [
+        "wav",
+        "wave",
+        "flac",
+        "ogg",
+        "oga",
+        "opus",
+        "mp3",
+        "aif",
+        "aiff",
+        "aifc",
+        "au",
+        "snd",
+        "w64",
+        "caf",
+        "rf64",
+        "voc",
+    ]
 )
 # Frames read from the end of every file: FLAC and MP3 (Xing) truncation shows up here.
 _TAIL_FRAMES = 4096

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import reduce
 from collections.abc import Iterator
+from functools import reduce
 
 import numpy as np
 import pyarrow as pa
@@ -60,16 +60,24 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
         log.info(
             "candidates: %d files; audio LSH %d bands x %d rows, caption %d x %d",
-            stats.rows_in, audio.bands, audio.rows, caption.bands, caption.rows,
+            stats.rows_in,
+            audio.bands,
+            audio.rows,
+            caption.bands,
+            caption.rows,
         )
         segments = features.where("flag IS NULL").select("file_id", F.explode("segments").alias("s"))
         found, oversized = [], []
         for family in ("sparse", "dense"):
-            signatures = segments.where(F.col("s.family") == family).select("file_id", F.col("s.signature").alias("signature"))
+            signatures = segments.where(F.col("s.family") == family).select(
+                "file_id", F.col("s.signature").alias("signature")
+            )
             pairs, big = lsh.banded_pairs(signatures, audio, source=family, max_bucket=settings.max_bucket)
             found.append(pairs)
             oversized.append(big)
-        captions = features.where("caption_signature IS NOT NULL").select("file_id", F.col("caption_signature").alias("signature"))
+        captions = features.where("caption_signature IS NOT NULL").select(
+            "file_id", F.col("caption_signature").alias("signature")
+        )
         pairs, big = lsh.banded_pairs(captions, caption, source=lsh.CAPTION, max_bucket=settings.max_bucket)
         found += [pairs]
         oversized += [big]
@@ -87,7 +95,10 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         for bucket in skew:
             log.warning(
                 "candidates: %s band %d holds %d files; paired as a star around file %d",
-                bucket.source, bucket.band, bucket.size, bucket.hub,
+                bucket.source,
+                bucket.band,
+                bucket.size,
+                bucket.hub,
             )
         stats.rows_out = tables.read(spark, warehouse, "candidates").count()
         features.unpersist()
@@ -133,15 +144,34 @@ def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
     exact = next((m for m in (lsh.EXACT_BYTES, lsh.EXACT_PCM) if m in sources), None)
     if exact is not None:
         seconds = row["a_decoded_s"]
-        edges.append({**pair, "method": exact, "correlation": 1.0, "offset_s": 0.0, "overlap_s": seconds,
-                      "jaccard": 1.0, "containment": 1.0, "matched_s": seconds})
+        edges.append(
+            {
+                **pair,
+                "method": exact,
+                "correlation": 1.0,
+                "offset_s": 0.0,
+                "overlap_s": seconds,
+                "jaccard": 1.0,
+                "containment": 1.0,
+                "matched_s": seconds,
+            }
+        )
     elif sources & {"sparse", "dense", lsh.CAPTION}:
         evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params)
         if evidence.verified(params):
-            edges.append({**pair, "method": AUDIO, "correlation": evidence.correlation,
-                          "offset_s": evidence.offset_s, "overlap_s": evidence.overlap_s,
-                          "jaccard": evidence.jaccard, "containment": evidence.containment,
-                          "aligned_hashes": evidence.aligned_hashes, "matched_s": evidence.matched_s})
+            edges.append(
+                {
+                    **pair,
+                    "method": AUDIO,
+                    "correlation": evidence.correlation,
+                    "offset_s": evidence.offset_s,
+                    "overlap_s": evidence.overlap_s,
+                    "jaccard": evidence.jaccard,
+                    "containment": evidence.containment,
+                    "aligned_hashes": evidence.aligned_hashes,
+                    "matched_s": evidence.matched_s,
+                }
+            )
     if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:
         similarity = jaccard_estimate(row["a_caption_signature"], row["b_caption_signature"])
         if similarity >= params.caption_min_jaccard:

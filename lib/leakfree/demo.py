@@ -28,9 +28,7 @@ def impact(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.nda
     t = np.arange(int(seconds * rate)) / rate
     thump = np.sin(2 * np.pi * rng.uniform(40, 90) * t) * np.exp(-t * rng.uniform(6, 12))
     crack = rng.standard_normal(t.size) * np.exp(-t * rng.uniform(20, 60))
-    modes = sum(
-        np.sin(2 * np.pi * rng.uniform(250, 3500) * t) * np.exp(-t * rng.uniform(8, 30)) for _ in range(4)
-    )
+    modes = sum(np.sin(2 * np.pi * rng.uniform(250, 3500) * t) * np.exp(-t * rng.uniform(8, 30)) for _ in range(4))
     hit = 0.5 * thump + 0.3 * crack + 0.4 * modes
     out = hit.copy()
     for _ in range(3):
@@ -137,8 +135,14 @@ def write_audio(
     data = np.clip(x, -1, 1).astype(np.float32)
     channels = 1 if data.ndim == 1 else data.shape[1]
     with sf.SoundFile(
-        path, "w", rate, channels, format=fmt, subtype=subtype,
-        compression_level=compression_level, bitrate_mode=bitrate_mode,
+        path,
+        "w",
+        rate,
+        channels,
+        format=fmt,
+        subtype=subtype,
+        compression_level=compression_level,
+        bitrate_mode=bitrate_mode,
     ) as out:
         for start in range(0, len(data), _OGG_CHUNK):
             out.write(data[start : start + _OGG_CHUNK])
@@ -209,10 +213,12 @@ def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -
     broken.mkdir(parents=True, exist_ok=True)
     (broken / "empty.wav").write_bytes(b"")
     (broken / "not_audio.wav").write_bytes(rng.bytes(4096))
-    _write_csv(root / "metadata.csv", ["path", "caption", "category", "setup"],
-               [(f.rel_path, f.caption, f.category, f.setup) for f in files])
-    _write_csv(root / "truth.csv", ["path", "group", "transform"],
-               [(f.rel_path, f.group, f.transform) for f in files])
+    _write_csv(
+        root / "metadata.csv",
+        ["path", "caption", "category", "setup"],
+        [(f.rel_path, f.caption, f.category, f.setup) for f in files],
+    )
+    _write_csv(root / "truth.csv", ["path", "group", "transform"], [(f.rel_path, f.group, f.transform) for f in files])
     return files
 
 

@@ -28,9 +28,7 @@ from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
 
-SEGMENT_TYPE = pa.struct(
-    [("family", pa.string()), ("start_s", pa.float64()), ("signature", pa.binary())]
-)
+SEGMENT_TYPE = pa.struct([("family", pa.string()), ("start_s", pa.float64()), ("signature", pa.binary())])
 FEATURES_SCHEMA = pa.schema(
     [
         ("file_id", pa.int64()),
@@ -121,12 +119,10 @@ def signature_spans(fp: Fingerprint, *, window: int, hop: int) -> list[tuple[int
 def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig) -> Iterator[pa.RecordBatch]:
     extractor = Extractor(settings)
     for batch in batches:
-        columns = batch.to_pydict()
-        rows = []
-        for file_id, path, digest, caption in zip(
-            columns["file_id"], columns["path"], columns["content_sha256"], columns["caption"]
-        ):
-            rows.append({"file_id": file_id, "content_sha256": digest, **extractor.extract(path, caption)})
+        rows = [
+            {"file_id": r["file_id"], "content_sha256": r["content_sha256"], **extractor.extract(r["path"], r["caption"])}
+            for r in batch.to_pylist()
+        ]
         yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
 
 

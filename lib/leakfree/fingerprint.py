@@ -117,7 +117,7 @@ def running_max(x: np.ndarray, size: int) -> np.ndarray:
     scipy's maximum_filter1d by about 1.6x on spectrogram rows.
     """
     reach = size // 2
-    padded = np.full(x.shape[:-1] + (x.shape[-1] + size - 1,), _NOWHERE, dtype=x.dtype)
+    padded = np.full((*x.shape[:-1], x.shape[-1] + size - 1), _NOWHERE, dtype=x.dtype)
     padded[..., reach : reach + x.shape[-1]] = x
     result, width = padded, 1
     while 2 * width <= size:
@@ -181,14 +181,21 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
     flag = _flag(x, active, params)
     empty_h, empty_t = np.empty(0, np.uint32), np.empty(0, np.int32)
     if flag is not None:
-        return Fingerprint(flag, active_seconds, frames, empty_h, empty_t, empty_h, empty_t,
-                           np.zeros((0, params.mel_bands), np.uint8), ())
+        return Fingerprint(
+            flag,
+            active_seconds,
+            frames,
+            empty_h,
+            empty_t,
+            empty_h,
+            empty_t,
+            np.zeros((0, params.mel_bands), np.uint8),
+            (),
+        )
     hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
     dense_hashes, dense_times = empty_h, empty_t
     if active_seconds < params.dense_below_active_s:
-        dense_hashes, dense_times = landmark_hashes(
-            *spectral_peaks(power, params.dense, params.floor_db), params.dense
-        )
+        dense_hashes, dense_times = landmark_hashes(*spectral_peaks(power, params.dense, params.floor_db), params.dense)
     logmel = quantized_logmel(power[:: params.mel_every], mel)
     events = event_spans(active, params.event_gap_frames)
     return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel, events)
@@ -205,7 +212,7 @@ def event_spans(active: np.ndarray, min_gap: int) -> tuple[tuple[int, int], ...]
     breaks = np.flatnonzero(np.diff(frames) > min_gap)
     starts = np.concatenate([[frames[0]], frames[breaks + 1]])
     ends = np.concatenate([frames[breaks], [frames[-1]]]) + 1
-    return tuple((int(s), int(e)) for s, e in zip(starts, ends))
+    return tuple((int(s), int(e)) for s, e in zip(starts, ends, strict=True))
 
 
 def quantized_logmel(power: np.ndarray, mel: np.ndarray) -> np.ndarray:

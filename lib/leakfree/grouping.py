@@ -35,7 +35,11 @@ def setup_edges(catalog: DataFrame, columns: tuple[str, ...]) -> DataFrame:
         edges.append(
             keyed.join(hubs, "value")
             .where(F.col("file_id") != F.col("hub"))
-            .select(F.col("hub").alias("file_a"), F.col("file_id").alias("file_b"), F.lit(f"setup:{column}").alias("edge_type"))
+            .select(
+                F.col("hub").alias("file_a"),
+                F.col("file_id").alias("file_b"),
+                F.lit(f"setup:{column}").alias("edge_type"),
+            )
         )
     if not edges:
         return catalog.sparkSession.createDataFrame([], "file_a bigint, file_b bigint, edge_type string")
@@ -62,9 +66,8 @@ def build_groups(spark: SparkSession, *, settings: GroupsConfig, warehouse: str,
             checkpoint_every=settings.checkpoint_every,
             max_iterations=settings.max_iterations,
         )
-        groups = (
-            files.join(labels.withColumnRenamed("node", "file_id"), "file_id", "left")
-            .select("file_id", F.coalesce("label", "file_id").alias("group_id"))
+        groups = files.join(labels.withColumnRenamed("node", "file_id"), "file_id", "left").select(
+            "file_id", F.coalesce("label", "file_id").alias("group_id")
         )
         joined_by = (
             edges.join(groups.withColumnRenamed("file_id", "file_a"), "file_a")
@@ -75,7 +78,12 @@ def build_groups(spark: SparkSession, *, settings: GroupsConfig, warehouse: str,
         result = (
             groups.join(sizes, "group_id")
             .join(joined_by, "group_id", "left")
-            .select("file_id", "group_id", "group_size", F.coalesce("joined_by", F.array().cast("array<string>")).alias("joined_by"))
+            .select(
+                "file_id",
+                "group_id",
+                "group_size",
+                F.coalesce("joined_by", F.array().cast("array<string>")).alias("joined_by"),
+            )
         )
         tables.overwrite(result.withColumn("run_id", F.lit(run.run_id)), warehouse, "groups")
         edges.unpersist()

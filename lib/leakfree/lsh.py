@@ -51,12 +51,15 @@ def band_keys(signature: Column, banding: Banding) -> Column:
     )
 
 
-def banded_pairs(signatures: DataFrame, banding: Banding, *, source: str, max_bucket: int) -> tuple[DataFrame, DataFrame]:
+def banded_pairs(
+    signatures: DataFrame, banding: Banding, *, source: str, max_bucket: int
+) -> tuple[DataFrame, DataFrame]:
     """Candidate pairs (file_a < file_b, source) from (file_id, signature) rows, and the
     oversized buckets (source, band, key, size, hub) that were paired as stars."""
     buckets = (
-        signatures.select("file_id", F.posexplode(band_keys(F.col("signature"), banding)).alias("band", "key"))
-        .distinct()  # several segments of one file may share a bucket
+        signatures.select(
+            "file_id", F.posexplode(band_keys(F.col("signature"), banding)).alias("band", "key")
+        ).distinct()  # several segments of one file may share a bucket
     )
     sizes = buckets.groupBy("band", "key").agg(F.count("*").alias("size"), F.min("file_id").alias("hub"))
     sized = buckets.join(sizes.where("size >= 2"), ["band", "key"])
@@ -67,27 +70,29 @@ def banded_pairs(signatures: DataFrame, banding: Banding, *, source: str, max_bu
         .where(F.col("l.file_id") < F.col("r.file_id"))
         .select(F.col("l.file_id").alias("file_a"), F.col("r.file_id").alias("file_b"))
     )
-    stars = (
-        sized.where((F.col("size") > max_bucket) & (F.col("file_id") != F.col("hub")))
-        .select(F.col("hub").alias("file_a"), F.col("file_id").alias("file_b"))
+    stars = sized.where((F.col("size") > max_bucket) & (F.col("file_id") != F.col("hub"))).select(
+        F.col("hub").alias("file_a"), F.col("file_id").alias("file_b")
     )
     pairs = expanded.unionByName(stars).distinct().withColumn("source", F.lit(source))
-    oversized = (
-        sizes.where(F.col("size") > max_bucket)
-        .select(F.lit(source).alias("source"), "band", "key", "size", "hub")
+    oversized = sizes.where(F.col("size") > max_bucket).select(
+        F.lit(source).alias("source"), "band", "key", "size", "hub"
     )
     return pairs, oversized
 
 
 def exact_pairs(files: DataFrame, digest: str, *, source: str, max_bucket: int) -> DataFrame:
     """Pairs of files with the same digest; groups above max_bucket become stars."""
-    groups = files.where(F.col(digest).isNotNull()).groupBy(digest).agg(
-        F.sort_array(F.collect_set("file_id")).alias("members")
+    groups = (
+        files.where(F.col(digest).isNotNull())
+        .groupBy(digest)
+        .agg(F.sort_array(F.collect_set("file_id")).alias("members"))
     )
     small = groups.where(F.size("members").between(2, max_bucket))
-    all_pairs = small.select(F.explode("members").alias("file_a"), "members").select(
-        "file_a", F.explode("members").alias("file_b")
-    ).where(F.col("file_a") < F.col("file_b"))
+    all_pairs = (
+        small.select(F.explode("members").alias("file_a"), "members")
+        .select("file_a", F.explode("members").alias("file_b"))
+        .where(F.col("file_a") < F.col("file_b"))
+    )
     stars = groups.where(F.size("members") > max_bucket).select(
         F.col("members")[0].alias("file_a"), F.explode(F.expr("slice(members, 2, size(members) - 1)")).alias("file_b")
     )

@@ -51,9 +51,7 @@ def read_sidecar(location: str, reserved: frozenset[str]) -> Sidecar:
             f"metadata sidecar {location}: columns {', '.join(clashes)} clash with catalog columns; rename them"
         )
     base = storage.parent(storage.canonical(location))
-    paths = [
-        storage.canonical(p, base=base) if p else None for p in table.column("path").to_pylist()
-    ]
+    paths = [storage.canonical(p, base=base) if p else None for p in table.column("path").to_pylist()]
     table = table.set_column(table.column_names.index("path"), "path", pa.array(paths, pa.string()))
     table = table.filter(pc.is_valid(table.column("path")))
     table, repeats = _first_row_per_path(table)
@@ -72,21 +70,16 @@ def _read_csv(source, *, delimiter: str, location: str, problems: list[tuple[str
             (
                 location,
                 "metadata_unparsable",
-                f"line {row.number}: {row.expected_columns} columns expected, "
-                f"{row.actual_columns} found: {text}",
+                f"line {row.number}: {row.expected_columns} columns expected, {row.actual_columns} found: {text}",
             )
         )
         return "skip"
 
-    parse = pacsv.ParseOptions(
-        delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip_bad_row
-    )
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=skip_bad_row)
     names = pacsv.open_csv(pa.BufferReader(data), parse_options=parse).schema.names
     bad.clear()  # the peek at the header may have met the first bad rows; the full read meets all
     # Everything stays text: a caption of "1984" is not a number, a CD id "007" keeps its zeros.
-    convert = pacsv.ConvertOptions(
-        column_types={name: pa.string() for name in names}, strings_can_be_null=False
-    )
+    convert = pacsv.ConvertOptions(column_types={name: pa.string() for name in names}, strings_can_be_null=False)
     table = pacsv.read_csv(pa.BufferReader(data), parse_options=parse, convert_options=convert)
     problems.extend(bad)
     return table

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -31,9 +30,7 @@ def features_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def candidates_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_candidates(
-        spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=cfg.warehouse.path, run=run
-    )
+    build_candidates(spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=cfg.warehouse.path, run=run)
 
 
 def pairs_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
@@ -67,9 +64,7 @@ def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | N
     write_registration_sql(spark, cfg.warehouse.path)
 
 
-def run_stages(
-    spark: SparkSession, cfg: Config, names: list[str], *, command: str, run_id: str | None = None
-) -> str:
+def run_stages(spark: SparkSession, cfg: Config, names: list[str], *, command: str, run_id: str | None = None) -> str:
     """Run the named stages (in pipeline order) as one recorded run; returns its id."""
     if not cfg.library.roots:
         raise ConfigError("no library roots: give --library PATH or set library.roots in the config")

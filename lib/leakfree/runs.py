@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
@@ -60,7 +60,7 @@ ERRORS_SCHEMA = StructType(
 
 
 def new_run_id() -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
@@ -82,7 +82,7 @@ class RunLog:
     run_id: str
     command: str
     config_digest: str
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     stages: list[StageStats] = field(default_factory=list)
 
     def start(self) -> None:
@@ -92,7 +92,7 @@ class RunLog:
         log.info("run %s started (warehouse %s)", self.run_id, tables.table_path(self.warehouse, ""))
 
     def finish(self, status: str, message: str | None = None) -> None:
-        self._write(status, message, datetime.now(timezone.utc))
+        self._write(status, message, datetime.now(UTC))
         log.info("run %s %s", self.run_id, status)
 
     @contextmanager

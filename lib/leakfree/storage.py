@@ -11,7 +11,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import BinaryIO
 from urllib.parse import urlparse
 
@@ -79,7 +79,7 @@ def extension(path: str) -> str:
 def open_binary(path: str) -> BinaryIO:
     """A seekable binary file for a canonical path or URI; the caller closes it."""
     if not is_remote(path):
-        return open(path, "rb")  # noqa: SIM115 - the caller owns it
+        return open(path, "rb")
     fs, inner = _remote_fs(path)
     return fs.open_input_file(inner)
 
@@ -141,7 +141,7 @@ def _walk_remote(
     for info in infos:
         if info.type == pafs.FileType.File:
             uri = prefix + "/" + info.path[len(inner.rstrip("/")) :].lstrip("/")
-            yield uri, int(info.size or 0), info.mtime or datetime.fromtimestamp(0, timezone.utc)
+            yield uri, int(info.size or 0), info.mtime or datetime.fromtimestamp(0, UTC)
 
 
 def _walk_local(root: str, problems: list[ListingProblem]) -> Iterator[tuple[str, int, datetime]]:
@@ -167,9 +167,7 @@ def _walk_local(root: str, problems: list[ListingProblem]) -> Iterator[tuple[str
         for entry in entries:
             path = os.path.join(folder, entry.name)
             if not _is_utf8(path):
-                problems.append(
-                    ListingProblem(_printable(path), "bad_name", "file name is not valid UTF-8")
-                )
+                problems.append(ListingProblem(_printable(path), "bad_name", "file name is not valid UTF-8"))
                 continue
             try:
                 info = entry.stat(follow_symlinks=True)
@@ -184,14 +182,12 @@ def _walk_local(root: str, problems: list[ListingProblem]) -> Iterator[tuple[str
                 key = (info.st_dev, info.st_ino)
                 if key in seen:
                     if entry.is_symlink():
-                        problems.append(
-                            ListingProblem(path, "symlink_loop", "links back to a folder already listed")
-                        )
+                        problems.append(ListingProblem(path, "symlink_loop", "links back to a folder already listed"))
                     continue
                 seen.add(key)
                 pending.append(path)
             elif stat.S_ISREG(info.st_mode):
-                mtime = datetime.fromtimestamp(info.st_mtime_ns / 1e9, timezone.utc)
+                mtime = datetime.fromtimestamp(info.st_mtime_ns / 1e9, UTC)
                 yield path, info.st_size, mtime
 
 

@@ -29,7 +29,7 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str) -> str:
         lines += [f"  {e.stage:<10} {e.error_class:<20} {e['count']:>6}" for e in errors]
     lines += [
         "query them by name:",
-        '  leakfree sql "SELECT format, count(*) AS files, round(sum(duration_s)) AS seconds FROM catalog GROUP BY format"',
+        '  leakfree sql "SELECT group_size, count(*) AS groups FROM groups GROUP BY group_size ORDER BY 1 DESC"',
         f"  leakfree sql \"SELECT path, error_class, message FROM errors WHERE run_id = '{run_id}'\"",
     ]
     return "\n".join(lines)

@@ -37,22 +37,12 @@ def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -
 
 def replace_where(df: DataFrame, warehouse: str, name: str, condition: str) -> None:
     """Swap the rows matching `condition` for `df` in one commit, so a rerun never doubles them."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", condition)
-        .save(table_path(warehouse, name))
-    )
+    (df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(table_path(warehouse, name)))
 
 
 def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
     """Replace the whole table in one commit; history keeps the previous versions."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("overwriteSchema", "true")
-        .save(table_path(warehouse, name))
-    )
+    (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_path(warehouse, name)))
     register(df.sparkSession, warehouse, [name])
 
 

@@ -76,7 +76,9 @@ def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndar
     return shape.astype(np.float32), active.astype(np.float32)
 
 
-def best_alignment(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], params: VerifyParams) -> tuple[float, int, int]:
+def best_alignment(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], params: VerifyParams
+) -> tuple[float, int, int]:
     """(correlation, offset of b in frames, overlapping active frames) at the best offset
     where the overlap covers enough of the shorter file; correlation -1 if none does."""
     frames_a, active_a = a
@@ -95,7 +97,9 @@ def best_alignment(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nda
     return float(score[k]), k - (len(frames_b) - 1), int(overlap[k])
 
 
-def matching_offsets(hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matching_offsets(
+    hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """For every pair of equal hashes: (time in a, offset of b relative to a), in hash frames."""
     if len(hashes_a) == 0 or len(hashes_b) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)

@@ -26,13 +26,21 @@ def test_demo_run_then_sql(tmp_path):
     truth = list(csv.DictReader((demo / "truth.csv").open()))
     warehouse = str(tmp_path / "wh")
     quiet = ["--set", "spark.progress_bar=false", "--set", 'spark.master="local[2]"']
-    ran = leakfree("run", "--library", str(demo), "--metadata", str(demo / "metadata.csv"),
-                   "--warehouse", warehouse, *quiet)
+    ran = leakfree(
+        "run", "--library", str(demo), "--metadata", str(demo / "metadata.csv"), "--warehouse", warehouse, *quiet
+    )
     assert ran.returncode == 0, ran.stderr
     assert "succeeded" in ran.stdout and "empty_file" in ran.stdout
 
-    counted = leakfree("sql", "SELECT count(*) AS n FROM catalog WHERE caption IS NOT NULL", "--format", "csv",
-                       "--warehouse", warehouse, *quiet)
+    counted = leakfree(
+        "sql",
+        "SELECT count(*) AS n FROM catalog WHERE caption IS NOT NULL",
+        "--format",
+        "csv",
+        "--warehouse",
+        warehouse,
+        *quiet,
+    )
     assert counted.returncode == 0, counted.stderr
     assert counted.stdout.splitlines() == ["n", str(len(truth))]
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from leakfree.components import component_labels, oriented
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def spark_labels(spark, edges: list[tuple[int, int]]) -> dict[int, int]:
 
 
 def chain(nodes: list[int]) -> list[tuple[int, int]]:
-    return list(zip(nodes, nodes[1:]))
+    return list(itertools.pairwise(nodes))
 
 
 def star(nodes: list[int]) -> list[tuple[int, int]]:

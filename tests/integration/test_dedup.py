@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
 from leakfree.pipeline import run_stages
@@ -44,7 +43,7 @@ def library(tmp_path_factory):
         "a.wav,rain on a tin roof,\n"
         "c.wav,footsteps on gravel,cd-12\n"
         "d.wav,an idling engine,cd-12\n"
-        "e.wav,\"Rain, on a tin roof!\",\n"
+        'e.wav,"Rain, on a tin roof!",\n'
     )
     return lib
 

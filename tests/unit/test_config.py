@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from leakfree.config import Config, ConfigError, parse_override
 
 

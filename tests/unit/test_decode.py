@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
-
 from leakfree.decode import read_info
-from leakfree.errors import AudioError
 from leakfree.demo import write_audio
+from leakfree.errors import AudioError
+
 from tests.conftest import tone
 
 LIMITS = {"max_sample_rate": 768000, "max_channels": 64}
@@ -59,16 +59,17 @@ def test_absurd_header_is_invalid(tmp_path):
 
 
 def test_pcm_digest_is_the_same_across_lossless_containers(tmp_path):
-    from leakfree.decode import decode_mono
-
     import soundfile as sf
+    from leakfree.decode import decode_mono
 
     x = (np.stack([tone("bell", 1.0), tone("sweep", 1.0)], axis=1) * 32767).astype(np.int16)
     sf.write(tmp_path / "a.wav", x, 44100)
     sf.write(tmp_path / "a.flac", x, 44100)
     sf.write(tmp_path / "quieter.wav", (x * 0.9).astype(np.int16), 44100)
-    digest = {n: decode_mono(str(tmp_path / n), rate=8000, max_seconds=60).pcm_sha256 for n in
-              ("a.wav", "a.flac", "quieter.wav")}
+    digest = {
+        n: decode_mono(str(tmp_path / n), rate=8000, max_seconds=60).pcm_sha256
+        for n in ("a.wav", "a.flac", "quieter.wav")
+    }
     assert digest["a.wav"] == digest["a.flac"] != digest["quieter.wav"]
     assert (tmp_path / "a.wav").read_bytes() != (tmp_path / "a.flac").read_bytes()
 

@@ -5,7 +5,6 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from leakfree.metadata import MetadataError, read_sidecar
 
 RESERVED = frozenset({"size", "frames"})

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 from datasketch import MinHash
-
 from leakfree.minhash import MinHasher, caption_shingles, from_bytes, jaccard_estimate, window_spans
 
 
@@ -47,6 +46,14 @@ def test_segments_cover_the_file_and_skip_empty_windows():
 
 def test_caption_shingles_ignore_case_and_punctuation():
     assert caption_shingles("Rain, on a TIN roof!", 2) == {
-        "rain", "on", "a", "tin", "roof", "rain on", "on a", "a tin", "tin roof"
+        "rain",
+        "on",
+        "a",
+        "tin",
+        "roof",
+        "rain on",
+        "on a",
+        "a tin",
+        "tin roof",
     }
     assert caption_shingles(None, 2) == set()

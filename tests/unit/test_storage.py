@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 
 import pyarrow.fs as pafs
-
 from leakfree import storage
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from leakfree.config import Config
 from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
-from leakfree.fingerprint import fingerprint, mel_basis
 from leakfree.features import DENSE_TAG
+from leakfree.fingerprint import fingerprint, mel_basis
 from leakfree.verify import audio_evidence, matching_offsets
 
 SETTINGS = Config.from_toml()
@@ -66,7 +65,9 @@ def test_silence_has_no_alignment():
 
 def test_matching_offsets_pairs_every_equal_hash():
     anchors, offsets = matching_offsets(
-        np.array([5, 7, 5], np.uint32), np.array([10, 20, 30], np.int32),
-        np.array([5, 9, 5], np.uint32), np.array([100, 200, 300], np.int32),
+        np.array([5, 7, 5], np.uint32),
+        np.array([10, 20, 30], np.int32),
+        np.array([5, 9, 5], np.uint32),
+        np.array([100, 200, 300], np.int32),
     )
-    assert sorted(zip(anchors.tolist(), offsets.tolist())) == [(10, 90), (10, 290), (30, 70), (30, 270)]
+    assert sorted(zip(anchors.tolist(), offsets.tolist(), strict=True)) == [(10, 90), (10, 290), (30, 70), (30, 270)]
