@@ -120,7 +120,11 @@ def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig)
     extractor = Extractor(settings)
     for batch in batches:
         rows = [
-            {"file_id": r["file_id"], "content_sha256": r["content_sha256"], **extractor.extract(r["path"], r["caption"])}
+            {
+                "file_id": r["file_id"],
+                "content_sha256": r["content_sha256"],
+                **extractor.extract(r["path"], r["caption"]),
+            }
             for r in batch.to_pylist()
         ]
         yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
