@@ -45,6 +45,12 @@ run: setup ## generate the demo library and run the whole pipeline on it
 test: setup ## run the test suite (real Spark, real Delta tables)
 	$(BIN)/pytest
 
+bench: setup ## benchmarks (quality and speed on ../shared/corpus, scaling); results in bench/results/
+	command -v fpcalc >/dev/null || apt-get install -y libchromaprint-tools
+	$(BIN)/python bench/features_bench.py
+	$(BIN)/python bench/dedup_bench.py
+	$(BIN)/python bench/scaling_bench.py
+
 check: setup ## lint
 	$(BIN)/ruff check lib jobs tests bench
 

@@ -38,14 +38,14 @@ class Truth:
         return sorted(found)
 
     def kind(self, a: str, b: str) -> str:
-        """The transformation a pair tests: the variant's, or orig-orig / var-var."""
+        """The single transformation a pair tests (an original against its variant); two
+        variants of one original combine two transformations: var-var; two originals that
+        the packages themselves duplicate: orig-orig."""
         ta, tb = self.transform[a], self.transform[b]
         if ta == tb == "original":
             return "orig-orig"
         if "original" in (ta, tb):
             return tb if ta == "original" else ta
-        if "concat" in (ta, tb):
-            return "concat"
         return "var-var"
 
 
