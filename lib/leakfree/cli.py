@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import re
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("folder", help="where to write it (created if needed)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--originals", type=int, default=42, help="number of original sounds (default 42)")
+    demo.add_argument("--originals", type=int, default=96, help="number of original sounds (default 96)")
     demo.set_defaults(handler=cmd_demo_data)
 
     run = commands.add_parser(
@@ -100,24 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run, stages=None)
 
-    catalog = commands.add_parser(
-        "catalog",
-        parents=[common, library],
-        help="list the library into the catalog table",
-        description="List the library, read file headers and hashes on the executors, "
-        "write the catalog table and report unreadable files in the errors table.",
-    )
-    catalog.set_defaults(handler=cmd_run, stages=["catalog"])
+    for name, (summary, description) in STAGE_HELP.items():
+        stage = commands.add_parser(name, parents=[common, library], help=summary, description=description)
+        stage.set_defaults(handler=cmd_run, stages=[name])
 
-    features = commands.add_parser(
-        "features",
-        parents=[common, library],
-        help="decode and fingerprint catalogued files",
-        description="Decode new or changed catalogued files on the executors and write "
-        "digests, landmark hashes, MinHash signatures and log-mel matrices to the "
-        "features table.",
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="report leaks across the splits of any assignment",
+        description="Audit a split assignment for leaks: per pair of splits, how many files have a duplicate "
+        "(or a recording-setup mate) on the other side, with the evidence (tables audit, audit_leaks). "
+        "Without FILES, audits leakfree's own splits table. FILES is one CSV with a split column and a "
+        "path (or file_id) column, or one list per split named after it, e.g. train_list.txt val_list.txt "
+        "test_list.txt. Needs a warehouse where `leakfree run` has built the pairs and groups.",
     )
-    features.set_defaults(handler=cmd_run, stages=["features"])
+    audit.add_argument("files", nargs="*", metavar="FILES", help="the assignment to audit (default: leakfree's)")
+    audit.add_argument("--run-id", help="name of this run (default: a timestamp)")
+    audit.set_defaults(handler=cmd_audit)
+
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write per-split file lists for training code",
+        description="Write the current split assignment as one .txt list per split, or one CSV or JSONL file.",
+    )
+    export.add_argument("out", help="folder to write into")
+    export.add_argument("--format", choices=["txt", "csv", "jsonl"], default="txt", help="default: txt")
+    export.add_argument("--relative", action="store_true", help="paths relative to their library root")
+    export.set_defaults(handler=cmd_export)
 
     sql = commands.add_parser(
         "sql",
@@ -140,6 +151,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.set_defaults(handler=cmd_show_config)
     return parser
+
+
+STAGE_HELP = {
+    "catalog": (
+        "list the library into the catalog table",
+        "List the library, read file headers and hashes on the executors, write the catalog table "
+        "and report unreadable files in the errors table.",
+    ),
+    "features": (
+        "decode and fingerprint catalogued files",
+        "Decode new or changed catalogued files on the executors and write digests, landmark hashes, "
+        "MinHash signatures and log-mel matrices to the features table.",
+    ),
+    "candidates": (
+        "find candidate duplicate pairs (LSH)",
+        "MinHash LSH banding of audio and caption signatures as a Spark shuffle, plus exact digest "
+        "matches: the candidates table (oversized buckets are reported in oversized_buckets).",
+    ),
+    "pairs": (
+        "verify candidate pairs",
+        "Check every candidate with the real measures (log-mel alignment, aligned landmark hashes, "
+        "caption similarity): the pairs table, one row per edge with its evidence.",
+    ),
+    "groups": (
+        "build leak groups",
+        "Connected components over duplicate edges and recording-setup keys: the groups table.",
+    ),
+    "splits": (
+        "assign whole groups to splits",
+        "Assign leak groups to splits (sticky across runs, balanced by files and duration), log moves "
+        "in the moves table and the balance in split_balance.",
+    ),
+    "report": ("write the HTML report", "Write the self-contained HTML report of the latest tables."),
+}
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -168,10 +213,47 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     spark = build_session(cfg.spark)
     names = args.stages or list(pipeline.STAGES)
-    command = " ".join(["leakfree", *sys.argv[1:]]) if sys.argv else "leakfree"
-    run_id = pipeline.run_stages(spark, cfg, names, command=command, run_id=args.run_id)
+    run_id = pipeline.run_stages(spark, cfg, names, command=_command(), run_id=args.run_id)
     print(summary.describe_run(spark, cfg.warehouse.path, run_id))
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from leakfree import pipeline
+    from leakfree.session import build_session
+
+    cfg = load_config(args)
+    if args.files:
+        cfg = cfg.replace(audit=dataclasses.replace(cfg.audit, inputs=tuple(args.files)))
+    spark = build_session(cfg.spark)
+    run_id = pipeline.run_stages(spark, cfg, ["audit"], command=_command(), run_id=args.run_id, need_library=False)
+    rows = spark.sql("SELECT * FROM audit ORDER BY audit, kind, to_split, from_split").collect()
+    print(
+        format_table(
+            ["assignment", "kind", "split", "leaks from", "files", "of", "share"],
+            [
+                [r.audit, r.kind, r.to_split, r.from_split, r.leaking_files, r.split_files, f"{r.share:.1%}"]
+                for r in rows
+            ],
+        )
+    )
+    print(f"details: leakfree sql \"SELECT * FROM audit_leaks WHERE run_id = '{run_id}'\"")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from leakfree.export import export_splits
+    from leakfree.session import build_session
+
+    cfg = load_config(args)
+    spark = build_session(cfg.spark)
+    written = export_splits(spark, warehouse=cfg.warehouse.path, out=args.out, fmt=args.format, relative=args.relative)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def _command() -> str:
+    return " ".join(["leakfree", *sys.argv[1:]])
 
 
 def cmd_sql(args: argparse.Namespace) -> int:

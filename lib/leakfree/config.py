@@ -91,6 +91,40 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
+class SplitsConfig:
+    names: tuple[str, ...]
+    ratios: tuple[float, ...]
+    stratify_by: str
+    seed: int
+    tolerance: float
+    merge_policy: str
+    frozen: str
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.ratios) or len(set(self.names)) != len(self.names):
+            raise ConfigError("splits.names must be distinct and as many as splits.ratios")
+        if abs(sum(self.ratios) - 1.0) > 1e-6 or min(self.ratios) <= 0:
+            raise ConfigError(f"splits.ratios must be positive and sum to 1, got {list(self.ratios)}")
+        if self.merge_policy not in ("move_smaller", "frozen"):
+            raise ConfigError(f"splits.merge_policy must be 'move_smaller' or 'frozen', got {self.merge_policy!r}")
+        if self.merge_policy == "frozen" and self.frozen not in self.names:
+            raise ConfigError(f"splits.frozen must name a split ({', '.join(self.names)}), got {self.frozen!r}")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    inputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    folder: str
+    largest_groups: int
+    members_per_group: int
+    preview_seconds: float
+
+
+@dataclass(frozen=True)
 class Config:
     library: LibraryConfig
     warehouse: WarehouseConfig
@@ -99,6 +133,9 @@ class Config:
     features: FeaturesConfig
     dedup: DedupConfig
     groups: GroupsConfig
+    splits: SplitsConfig
+    audit: AuditConfig
+    report: ReportConfig
 
     @classmethod
     def from_toml(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

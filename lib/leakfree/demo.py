@@ -181,13 +181,14 @@ _WORDS = {
     "footsteps": ["steps on gravel", "heels on stone", "boots in snow", "running on wood"],
 }
 _PLACES = ["close", "distant", "indoors", "outdoors", "in a yard", "in a tunnel", "at night", "stereo"]
+_MOODS = ["heavy", "light", "sharp", "soft", "long", "short", "muffled", "bright", "slow", "fast", "old", "big"]
 
 
 def _caption(rng: np.random.Generator, kind: str) -> str:
-    return f"{rng.choice(_WORDS[kind])}, {rng.choice(_PLACES)}, take {rng.integers(1, 9)}"
+    return f"{rng.choice(_MOODS)} {rng.choice(_WORDS[kind])}, {rng.choice(_PLACES)}, take {rng.integers(1, 9)}"
 
 
-def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -> list[DemoFile]:
+def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 96) -> list[DemoFile]:
     """Write the demo library under `folder`; the same seed gives the same bytes."""
     root = Path(folder)
     rng = np.random.default_rng(seed)
@@ -197,7 +198,7 @@ def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 42) -
         kind = kinds[i % len(kinds)]
         seconds = float(rng.choice([0.4, 0.8, 1.5, 3.0, 5.0]))
         signal = SOUNDS[kind](rng, seconds, RATE)
-        setup = f"session-{i // 6:02d}"
+        setup = f"session-{i // 2:02d}"
         name = f"{kind}/{kind}_{i:03d}.wav"
         group = f"g{i:03d}"
         caption = _caption(rng, kind)

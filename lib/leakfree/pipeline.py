@@ -9,12 +9,15 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from leakfree import storage, tables
+from leakfree.audit import audit_assignment, match_entries, read_assignment
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
 from leakfree.dedup import build_candidates, build_pairs
 from leakfree.features import build_features
 from leakfree.grouping import build_groups
+from leakfree.report import build_report
 from leakfree.runs import RunLog, new_run_id
+from leakfree.splits import build_splits
 
 log = logging.getLogger("leakfree")
 
@@ -41,12 +44,60 @@ def groups_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
     build_groups(spark, settings=cfg.groups, warehouse=cfg.warehouse.path, run=run)
 
 
+def splits_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_splits(spark, settings=cfg.splits, warehouse=cfg.warehouse.path, run=run)
+
+
+def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    """Audit leakfree's own splits, and every configured existing assignment."""
+    with run.stage("audit") as stats:
+        catalog = tables.read(spark, cfg.warehouse.path, "catalog").where("NOT retired")
+        own = tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").select("file_id", "split")
+        audits = [("leakfree", own)]
+        if cfg.audit.inputs:
+            assignment = read_assignment(list(cfg.audit.inputs))
+            matched, missing = match_entries(spark, assignment, catalog)
+            if missing:
+                log.warning(
+                    "audit: %d entries of %s match no file, e.g. %s", len(missing), assignment.name, missing[:3]
+                )
+            audits.append((assignment.name, matched))
+        for name, assigned in audits:
+            rows = audit_assignment(
+                spark,
+                assigned=assigned,
+                name=name,
+                warehouse=cfg.warehouse.path,
+                settings=cfg.groups,
+                run_id=run.run_id,
+            )
+            stats.rows_in += assigned.count()
+            stats.rows_out += sum(r.leaking_files for r in rows)
+
+
+def report_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    with run.stage("report") as stats:
+        target = build_report(
+            spark,
+            settings=cfg.report,
+            caption_column=cfg.features.caption_column,
+            warehouse=cfg.warehouse.path,
+            run_id=run.run_id,
+        )
+        stats.rows_out = int(target is not None)
+        if target is not None:
+            log.info("report: %s", target)
+
+
 STAGES: dict[str, Stage] = {
     "catalog": catalog_stage,
     "features": features_stage,
     "candidates": candidates_stage,
     "pairs": pairs_stage,
     "groups": groups_stage,
+    "splits": splits_stage,
+    "audit": audit_stage,
+    "report": report_stage,
 }
 
 
@@ -64,9 +115,17 @@ def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | N
     write_registration_sql(spark, cfg.warehouse.path)
 
 
-def run_stages(spark: SparkSession, cfg: Config, names: list[str], *, command: str, run_id: str | None = None) -> str:
+def run_stages(
+    spark: SparkSession,
+    cfg: Config,
+    names: list[str],
+    *,
+    command: str,
+    run_id: str | None = None,
+    need_library: bool = True,
+) -> str:
     """Run the named stages (in pipeline order) as one recorded run; returns its id."""
-    if not cfg.library.roots:
+    if need_library and not cfg.library.roots:
         raise ConfigError("no library roots: give --library PATH or set library.roots in the config")
     with recorded_run(spark, cfg, command, run_id) as run:
         for name in STAGES:

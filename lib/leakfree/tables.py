@@ -11,7 +11,21 @@ from pyspark.sql.types import StructType
 from leakfree import storage
 
 # Every table leakfree writes, in pipeline order.
-TABLES = ("runs", "errors", "catalog", "features", "candidates", "oversized_buckets", "pairs", "groups")
+TABLES = (
+    "runs",
+    "errors",
+    "catalog",
+    "features",
+    "candidates",
+    "oversized_buckets",
+    "pairs",
+    "groups",
+    "splits",
+    "moves",
+    "split_balance",
+    "audit",
+    "audit_leaks",
+)
 
 
 def table_path(warehouse: str, name: str) -> str:

@@ -1,0 +1,196 @@
+"""Leak audit of any split assignment: how many files of each split have a duplicate, or a
+shared recording setup, on another split, with the evidence.
+
+The assignment is leakfree's own `splits` table, a CSV of path (or file_id) and split, or
+one list per split (SoundDesc ships train_list.txt / val_list.txt / test_list.txt). List
+entries are matched to catalogued files by path, by path relative to the library root,
+or by file name when that is unique.
+
+Duplicates are counted transitively, as a truth file counts them: two files are
+duplicates when a chain of verified duplicate edges (exact bytes, exact PCM, audio) joins
+them. Setup leaks (same session, microphone, CD) are reported apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from leakfree import storage, tables
+from leakfree.components import component_labels, oriented
+from leakfree.config import GroupsConfig
+from leakfree.errors import LeakfreeError
+from leakfree.grouping import setup_edges
+
+log = logging.getLogger("leakfree")
+
+DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")
+LEAK_KINDS = ("duplicate", "setup")
+
+
+class AssignmentError(LeakfreeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    entries: list[tuple[str, str]]  # (path or id as written, split)
+    base: str  # folder the entries' relative paths start from
+
+
+def read_assignment(sources: list[str]) -> Assignment:
+    """One CSV with a split column, or several lists named <split>_list.txt / <split>.txt."""
+    if not sources:
+        raise AssignmentError("give a CSV (path,split) or one list per split")
+    base = storage.parent(storage.canonical(sources[0]))
+    if len(sources) == 1 and storage.extension(sources[0]) in ("csv", "tsv"):
+        return Assignment(os.path.basename(sources[0]), _read_csv(sources[0]), base)
+    entries = []
+    for source in sources:
+        split = os.path.basename(source).rsplit(".", 1)[0].removesuffix("_list")
+        with storage.open_binary(storage.canonical(source)) as f:
+            lines = f.read().decode("utf-8").splitlines()
+        entries += [(line.strip(), split) for line in lines if line.strip() and not line.startswith("#")]
+    return Assignment("+".join(os.path.basename(s) for s in sources), entries, base)
+
+
+def _read_csv(source: str) -> list[tuple[str, str]]:
+    with storage.open_binary(storage.canonical(source)) as f:
+        text = f.read().decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if source.endswith(".tsv") else ",")
+    fields = reader.fieldnames or []
+    key = next((c for c in ("path", "file", "file_id", "id", "filename") if c in fields), None)
+    if key is None or "split" not in fields:
+        raise AssignmentError(f"{source} needs a split column and one of path/file/file_id/id (it has {fields})")
+    return [(row[key].strip(), row["split"].strip()) for row in reader if row[key] and row["split"]]
+
+
+def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFrame) -> tuple[DataFrame, list[str]]:
+    """(file_id, split) for the entries found in the catalog, and the entries that were not."""
+    rows = [
+        (entry, split, storage.canonical(entry, base=assignment.base), entry.lstrip("./"), os.path.basename(entry))
+        for entry, split in assignment.entries
+    ]
+    given = spark.createDataFrame(rows, "entry string, split string, full string, rel string, name string")
+    files = catalog.select(
+        "file_id",
+        "path",
+        "rel_path",
+        F.element_at(F.split("path", "/"), -1).alias("name"),
+        F.col("file_id").cast("string").alias("id"),
+    )
+    unique_names = files.groupBy("name").count().where("count = 1").select("name")
+    by_name = files.join(unique_names, "name")
+    found = reduce(
+        DataFrame.unionByName,
+        [
+            given.join(files.select("file_id", F.col("path").alias("full")), "full"),
+            given.join(files.select("file_id", F.col("rel_path").alias("rel")), "rel"),
+            given.join(files.select("file_id", F.col("id").alias("entry")), "entry"),
+            given.join(by_name.select("file_id", "name"), "name"),
+        ],
+    ).select("entry", "split", "file_id")
+    # The first rule that matched wins; a file named twice keeps its first split.
+    matched = found.dropDuplicates(["entry"]).dropDuplicates(["file_id"]).persist()
+    missing = [r.entry for r in given.join(matched, "entry", "left_anti").select("entry").limit(1000).collect()]
+    return matched.select("file_id", "split"), missing
+
+
+def leak_groups(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> dict[str, DataFrame]:
+    """file_id -> label of its duplicate component and of its setup component."""
+    live = tables.read(spark, warehouse, "catalog").where("NOT retired")
+    duplicates = tables.read(spark, warehouse, "pairs").where(F.col("method").isin(list(DUPLICATE_METHODS)))
+    setups = setup_edges(live, settings.setup_columns)
+    out = {}
+    for kind, edges in (("duplicate", duplicates), ("setup", setups)):
+        labels = component_labels(
+            oriented(edges), checkpoint_every=settings.checkpoint_every, max_iterations=settings.max_iterations
+        )
+        out[kind] = labels.select(F.col("node").alias("file_id"), F.col("label").alias("component"))
+    return out
+
+
+def audit_assignment(
+    spark: SparkSession, *, assigned: DataFrame, name: str, warehouse: str, settings: GroupsConfig, run_id: str
+) -> list:
+    """Write the `audit` summary and `audit_leaks` details for one assignment; returns the summary rows."""
+    components = leak_groups(spark, warehouse, settings)
+    assigned = assigned.persist()
+    sizes = assigned.groupBy("split").agg(F.count("*").alias("split_files"))
+    summaries, details = [], []
+    for kind in LEAK_KINDS:
+        placed = assigned.join(components[kind], "file_id")
+        where = placed.select("component", F.col("split").alias("other_split")).distinct()
+        leaking = (
+            placed.join(where, "component")
+            .where(F.col("split") != F.col("other_split"))
+            .select("file_id", "split", "other_split", "component")
+            .distinct()
+        )
+        summaries.append(
+            leaking.groupBy("other_split", "split")
+            .agg(F.countDistinct("file_id").alias("leaking_files"))
+            .join(sizes, "split")
+            .select(
+                F.lit(kind).alias("kind"),
+                F.col("other_split").alias("from_split"),
+                F.col("split").alias("to_split"),
+                "leaking_files",
+                "split_files",
+                (F.col("leaking_files") / F.col("split_files")).alias("share"),
+            )
+        )
+        details.append(leaking.withColumn("kind", F.lit(kind)))
+    summary = reduce(DataFrame.unionByName, summaries).withColumns({"audit": F.lit(name), "run_id": F.lit(run_id)})
+    condition = f"audit = {tables.sql_string(name)}"
+    tables.ensure(spark, warehouse, "audit", summary.schema)
+    tables.replace_where(summary, warehouse, "audit", condition)
+    evidence = _direct_evidence(spark, warehouse, assigned)
+    leaks = (
+        reduce(DataFrame.unionByName, details)
+        .join(evidence, ["file_id", "other_split"], "left")
+        .withColumns({"audit": F.lit(name), "run_id": F.lit(run_id)})
+    )
+    tables.ensure(spark, warehouse, "audit_leaks", leaks.schema)
+    tables.replace_where(leaks, warehouse, "audit_leaks", condition)
+    assigned.unpersist()
+    return tables.read(spark, warehouse, "audit").where(condition).orderBy("kind", "to_split", "from_split").collect()
+
+
+def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -> DataFrame:
+    """For a leaking file, its strongest direct duplicate edge into the other split, if any."""
+    pairs = tables.read(spark, warehouse, "pairs").where(F.col("method").isin(list(DUPLICATE_METHODS)))
+    both_ways = pairs.select(
+        F.col("file_a").alias("file_id"),
+        F.col("file_b").alias("other_file_id"),
+        "method",
+        "correlation",
+        "containment",
+        "offset_s",
+    ).unionByName(
+        pairs.select(
+            F.col("file_b").alias("file_id"),
+            F.col("file_a").alias("other_file_id"),
+            "method",
+            "correlation",
+            "containment",
+            F.negative("offset_s").alias("offset_s"),
+        )
+    )
+    other = assigned.select(F.col("file_id").alias("other_file_id"), F.col("split").alias("other_split"))
+    ranked = both_ways.join(other, "other_file_id").withColumn(
+        "rank",
+        F.row_number().over(
+            Window.partitionBy("file_id", "other_split").orderBy(F.desc("correlation"), "other_file_id")
+        ),
+    )
+    return ranked.where("rank = 1").drop("rank")

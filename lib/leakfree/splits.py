@@ -1,0 +1,314 @@
+"""Split assignment: whole leak groups to train/val/test, balanced by files and by audio
+duration, optionally per stratum, deterministic for a seed, and sticky across runs.
+
+The placement is a greedy pass on the driver over (group, files, seconds) arrays: largest
+groups first, each into the split that most lacks files and duration relative to its
+target. Small groups come last and even out what the big ones left. Counting files and
+seconds rather than groups is what keeps the ratios: placing groups by count drifts as
+far as the group sizes vary.
+
+Stability: a file keeps its split. A new file joins the split its group already has. A
+new group is placed to keep the ratios. When new evidence merges groups that sit in
+different splits, the merge policy decides who moves, and every move is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from leakfree import tables
+from leakfree.config import SplitsConfig
+from leakfree.runs import RunLog
+
+log = logging.getLogger("leakfree")
+
+EXCLUDED = "excluded"  # where the frozen policy puts files that would leak into a frozen split
+
+
+@dataclass(frozen=True)
+class Group:
+    group_id: int
+    files: int
+    seconds: float
+    stratum: str
+
+
+@dataclass
+class Tally:
+    """Files and seconds per split, for one stratum."""
+
+    files: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)
+
+    def add(self, split: str, files: int, seconds: float) -> None:
+        self.files[split] += files
+        self.seconds[split] += seconds
+
+
+@dataclass(frozen=True)
+class Placement:
+    assignments: dict[int, str]  # group_id -> split
+    oversized: list[tuple[Group, str, float]]  # group, the split it went to, that split's share after
+
+
+def order_key(group: Group, seed: int) -> tuple:
+    """Largest (in files) first; groups of one size in a seeded pseudo-random order, never
+    in input order, so the seed picks one of many equally balanced assignments."""
+    digest = hashlib.sha256(f"{seed}:{group.group_id}".encode()).digest()
+    return (-group.files, digest)
+
+
+def place_groups(
+    groups: list[Group],
+    names: tuple[str, ...],
+    ratios: tuple[float, ...],
+    *,
+    seed: int,
+    tolerance: float,
+    already: dict[str, Tally] | None = None,
+    closed: frozenset[str] = frozenset(),
+) -> Placement:
+    """Assign each group to a split; `already` holds what earlier runs placed (per stratum),
+    `closed` splits take no new groups (a frozen test split)."""
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    for stratum, tally in (already or {}).items():
+        tallies[stratum] = Tally(Counter(tally.files), Counter(tally.seconds))
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for stratum, tally in tallies.items():
+        totals[stratum][0] += sum(tally.files.values())
+        totals[stratum][1] += sum(tally.seconds.values())
+    for g in groups:
+        totals[g.stratum][0] += g.files
+        totals[g.stratum][1] += g.seconds
+    target = dict(zip(names, ratios, strict=True))
+    open_splits = [n for n in names if n not in closed]
+    assignments: dict[int, str] = {}
+    oversized = []
+    for g in sorted(groups, key=lambda g: order_key(g, seed)):
+        tally = tallies[g.stratum]
+        all_files, all_seconds = totals[g.stratum]
+
+        def lack(
+            split: str, tally: Tally = tally, all_files: float = all_files, all_seconds: float = all_seconds
+        ) -> float:
+            files = target[split] - tally.files[split] / all_files
+            seconds = target[split] - tally.seconds[split] / all_seconds if all_seconds > 0 else files
+            return (files + seconds) / target[split]
+
+        split = max(open_splits, key=lambda s: (lack(s), -names.index(s)))
+        tally.add(split, g.files, g.seconds)
+        assignments[g.group_id] = split
+        share = tally.files[split] / all_files
+        if g.files / all_files > tolerance and share > target[split] + tolerance:
+            oversized.append((g, split, share))
+    return Placement(assignments, oversized)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    split: str | None  # the group's split, or None when it is new and must be placed
+    moves: list[tuple[int, str, str, str]]  # (file_id, from, to, reason)
+
+
+def resolve_group(group_id: int, members: list[tuple[int, str | None]], *, policy: str, frozen: str) -> Resolution:
+    """Where a group goes given its members' current splits (None = not assigned yet)."""
+    placed = [(f, s) for f, s in members if s is not None and s != EXCLUDED]
+    splits = Counter(s for _, s in placed)
+    if not splits:
+        return Resolution(None, [])
+    if len(splits) == 1:
+        return Resolution(next(iter(splits)), [])
+    if policy == "frozen" and frozen in splits:
+        # The frozen split keeps its files and takes none; the group's other files leave
+        # their splits rather than leak into it.
+        reason = f"group {group_id} now joins files in frozen split {frozen}"
+        moves = [(f, s, EXCLUDED, reason) for f, s in placed if s != frozen]
+        return Resolution(frozen, moves)
+    # move_smaller: the side with the most files stays, ties to the earlier split name.
+    keep = max(splits, key=lambda s: (splits[s], -sorted(splits).index(s)))
+    parts = ", ".join(f"{n} in {s}" for s, n in sorted(splits.items()))
+    reason = f"group {group_id} merged files from different splits ({parts}); the smaller sides move to {keep}"
+    return Resolution(keep, [(f, s, keep, reason) for f, s in placed if s != keep])
+
+
+def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str, run: RunLog) -> None:
+    with run.stage("splits") as stats:
+        catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
+        stratum = (
+            F.coalesce(F.col(settings.stratify_by).cast("string"), F.lit(""))
+            if settings.stratify_by and settings.stratify_by in catalog.columns
+            else F.lit("")
+        )
+        files = catalog.select(
+            "file_id", "path", F.coalesce("duration_s", F.lit(0.0)).alias("seconds"), stratum.alias("stratum")
+        ).join(tables.read(spark, warehouse, "groups").select("file_id", "group_id"), "file_id")
+        previous = _previous(spark, warehouse)
+        rows = files.join(previous, "file_id", "left").collect()
+        stats.rows_in = len(rows)
+        assignment, moves, warnings = assign(rows, settings)
+        result = spark.createDataFrame(
+            [(r.file_id, r.path, r.group_id, assignment[r.file_id], r.stratum) for r in rows],
+            "file_id bigint, path string, group_id bigint, split string, stratum string",
+        )
+        _merge_splits(spark, warehouse, result, run.run_id)
+        _record_moves(spark, warehouse, moves, run.run_id)
+        shares, off_target = balance(rows, assignment, settings)
+        warnings += off_target
+        _record_balance(spark, warehouse, shares, warnings, run.run_id)
+        stats.rows_out = len(assignment)
+        for warning in warnings:
+            log.warning("splits: %s", warning)
+
+
+def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tuple], list[str]]:
+    """file_id -> split for every row (file_id, group_id, seconds, stratum, previous split)."""
+    members: dict[int, list] = defaultdict(list)
+    for r in rows:
+        members[r.group_id].append(r)
+    assignment: dict[int, str] = {}
+    moves: list[tuple] = []
+    already: dict[str, Tally] = defaultdict(Tally)
+    new_groups: list[Group] = []
+    for group_id, group in sorted(members.items()):
+        resolution = resolve_group(
+            group_id, [(r.file_id, r.previous) for r in group], policy=settings.merge_policy, frozen=settings.frozen
+        )
+        moved = {f: to for f, _, to, _ in resolution.moves}
+        moves += [(f, frm, to, why, group_id) for f, frm, to, why in resolution.moves]
+        if resolution.split is None:
+            new_groups.append(Group(group_id, len(group), sum(r.seconds for r in group), _stratum(group)))
+            continue
+        frozen_group = settings.merge_policy == "frozen" and resolution.split == settings.frozen
+        for r in group:
+            split = moved.get(r.file_id, r.previous if r.previous == EXCLUDED else resolution.split)
+            if frozen_group and r.previous is None:
+                split = EXCLUDED  # a frozen split takes no new files, not even a new copy
+                moves.append(
+                    (
+                        r.file_id,
+                        None,
+                        EXCLUDED,
+                        f"new file in group {group_id} of frozen split {settings.frozen}",
+                        group_id,
+                    )
+                )
+            assignment[r.file_id] = split
+            if split != EXCLUDED:
+                already[_stratum(group)].add(split, 1, r.seconds)
+    closed = frozenset([settings.frozen]) if settings.merge_policy == "frozen" and settings.frozen else frozenset()
+    placement = place_groups(
+        new_groups,
+        settings.names,
+        settings.ratios,
+        seed=settings.seed,
+        tolerance=settings.tolerance,
+        already=already,
+        closed=closed,
+    )
+    for group_id, split in placement.assignments.items():
+        for r in members[group_id]:
+            assignment[r.file_id] = split
+    warnings = [
+        f"group {g.group_id} ({g.files} files, {g.seconds:.0f} s) is too large to place within tolerance: "
+        f"{split} now holds {share:.1%} of stratum {g.stratum or '(all)'}"
+        for g, split, share in placement.oversized
+    ]
+    return assignment, moves, warnings
+
+
+def _stratum(group: list) -> str:
+    """A group's stratum: its most common value, ties to the smallest."""
+    counts = Counter(r.stratum for r in group)
+    return min(counts, key=lambda s: (-counts[s], s))
+
+
+def _previous(spark: SparkSession, warehouse: str) -> DataFrame:
+    if not tables.exists(spark, warehouse, "splits"):
+        return spark.createDataFrame([], "file_id bigint, previous string")
+    return (
+        tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", F.col("split").alias("previous"))
+    )
+
+
+def _merge_splits(spark: SparkSession, warehouse: str, result: DataFrame, run_id: str) -> None:
+    run = F.lit(run_id)
+    source = result.withColumns({"assigned_run": run, "updated_run": run, "retired": F.lit(False)})
+    if not tables.exists(spark, warehouse, "splits"):
+        tables.overwrite(source, warehouse, "splits")
+        return
+    changed = "NOT (t.split <=> s.split) OR NOT (t.group_id <=> s.group_id) OR NOT (t.path <=> s.path) OR t.retired"
+    (
+        tables.ensure(spark, warehouse, "splits", source.schema)
+        .alias("t")
+        .merge(source.alias("s"), "t.file_id = s.file_id")
+        .whenMatchedUpdate(
+            condition=changed,
+            set={
+                "split": "s.split",
+                "group_id": "s.group_id",
+                "path": "s.path",
+                "stratum": "s.stratum",
+                "updated_run": "s.updated_run",
+                "retired": "false",
+            },
+        )
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceUpdate(
+            condition="NOT t.retired", set={"retired": "true", "updated_run": tables.sql_string(run_id)}
+        )
+        .execute()
+    )
+
+
+MOVES_SCHEMA = "run_id string, file_id bigint, group_id bigint, from_split string, to_split string, reason string"
+
+
+def _record_moves(spark: SparkSession, warehouse: str, moves: list[tuple], run_id: str) -> None:
+    rows = [(run_id, f, g, frm, to, why) for f, frm, to, why, g in moves]
+    frame = spark.createDataFrame(rows, MOVES_SCHEMA)
+    tables.ensure(spark, warehouse, "moves", frame.schema)
+    tables.replace_where(frame, warehouse, "moves", f"run_id = {tables.sql_string(run_id)}")
+
+
+def balance(rows: list, assignment: dict[int, str], settings: SplitsConfig) -> tuple[list[tuple], list[str]]:
+    """Per split: files, seconds, their shares and the target; and a warning for every
+    share further from its target than the tolerance."""
+    files: Counter = Counter()
+    seconds: Counter = Counter()
+    for r in rows:
+        files[assignment[r.file_id]] += 1
+        seconds[assignment[r.file_id]] += r.seconds
+    all_files, all_seconds = max(sum(files.values()), 1), max(sum(seconds.values()), 1e-9)
+    target = dict(zip(settings.names, settings.ratios, strict=True))
+    table, warnings = [], []
+    for split in [*settings.names, EXCLUDED]:
+        if split == EXCLUDED and not files[split]:
+            continue
+        file_share, duration_share = files[split] / all_files, seconds[split] / all_seconds
+        goal = target.get(split, 0.0)
+        table.append((split, files[split], float(seconds[split]), file_share, duration_share, goal))
+        for what, share in (("files", file_share), ("duration", duration_share)):
+            if split != EXCLUDED and abs(share - goal) > settings.tolerance:
+                warnings.append(
+                    f"{split} holds {share:.1%} of the {what}, target {goal:.0%} +- {settings.tolerance:.0%}"
+                )
+    return table, warnings
+
+
+BALANCE_SCHEMA = (
+    "run_id string, split string, files bigint, seconds double, file_share double, "
+    "duration_share double, target double, warnings string"
+)
+
+
+def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], warnings: list[str], run_id: str) -> None:
+    note = "\n".join(warnings)
+    frame = spark.createDataFrame([(run_id, *row, note) for row in table], BALANCE_SCHEMA)
+    tables.ensure(spark, warehouse, "split_balance", frame.schema)
+    tables.replace_where(frame, warehouse, "split_balance", f"run_id = {tables.sql_string(run_id)}")

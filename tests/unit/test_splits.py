@@ -1,0 +1,135 @@
+"""Split assignment on plain data: balance, determinism, stratification, stability, merges."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, namedtuple
+
+import pytest
+
+from leakfree.config import Config, SplitsConfig
+from leakfree.splits import EXCLUDED, Group, assign, balance, place_groups, resolve_group
+
+Row = namedtuple("Row", "file_id group_id seconds stratum previous")
+NAMES, RATIOS = ("train", "val", "test"), (0.7, 0.15, 0.15)
+
+
+def settings(**changes) -> SplitsConfig:
+    base = Config.from_toml().splits
+    return SplitsConfig(**{**base.__dict__, **changes})
+
+
+def library(n_groups: int, seed: int, strata: tuple[str, ...] = ("",)) -> list[Row]:
+    """Groups of 1-8 files (most of size 1), each file 0.2-30 s long."""
+    rng = random.Random(seed)
+    rows, next_id = [], 1
+    for g in range(n_groups):
+        size = min(8, max(1, int(rng.expovariate(0.7))))
+        stratum = rng.choice(strata)
+        for _ in range(size):
+            rows.append(Row(next_id, 10_000 + g, rng.uniform(0.2, 30.0), stratum, None))
+            next_id += 1
+    return rows
+
+
+def shares(rows, assignment) -> dict[str, tuple[float, float]]:
+    files, seconds = Counter(), Counter()
+    for r in rows:
+        files[assignment[r.file_id]] += 1
+        seconds[assignment[r.file_id]] += r.seconds
+    n, d = sum(files.values()), sum(seconds.values())
+    return {s: (files[s] / n, seconds[s] / d) for s in files}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ratios_within_two_points_in_files_and_duration(seed):
+    rows = library(400, seed)
+    assignment, moves, warnings = assign(rows, settings())
+    for split, ratio in zip(NAMES, RATIOS, strict=True):
+        files, seconds = shares(rows, assignment)[split]
+        assert abs(files - ratio) <= 0.02 and abs(seconds - ratio) <= 0.02, (split, files, seconds)
+    assert moves == [] and warnings == []
+
+
+def test_groups_are_never_split():
+    rows = library(300, 1)
+    assignment, _, _ = assign(rows, settings())
+    by_group = {}
+    for r in rows:
+        by_group.setdefault(r.group_id, set()).add(assignment[r.file_id])
+    assert all(len(s) == 1 for s in by_group.values())
+
+
+def test_same_input_same_assignment_in_any_order():
+    rows = library(200, 2)
+    first, _, _ = assign(rows, settings())
+    shuffled = rows[:]
+    random.Random(9).shuffle(shuffled)
+    assert assign(shuffled, settings())[0] == first
+    assert assign(rows, settings(seed=18))[0] != first  # the seed matters
+
+
+def test_stratified_splits_hold_each_category_in_proportion():
+    rows = library(600, 3, strata=("rain", "doors", "birds"))
+    assignment, _, _ = assign(rows, settings(stratify_by="category"))
+    for stratum in ("rain", "doors", "birds"):
+        part = [r for r in rows if r.stratum == stratum]
+        files = Counter(assignment[r.file_id] for r in part)
+        assert abs(files["test"] / len(part) - 0.15) <= 0.03, (stratum, files)
+
+
+def test_a_group_too_large_to_place_is_reported():
+    rows = [Row(i, 1, 1.0, "", None) for i in range(80)] + [Row(100 + i, 200 + i, 1.0, "", None) for i in range(20)]
+    assignment, _, warnings = assign(rows, settings())
+    assert any("group 1 (80 files" in w and "too large" in w for w in warnings)
+    _, off_target = balance(rows, assignment, settings())
+    assert "train holds 80.0% of the files, target 70% +- 2%" in off_target
+
+
+def test_new_files_join_their_groups_split_and_new_groups_keep_the_ratios():
+    rows = library(300, 4)
+    first, _, _ = assign(rows, settings())
+    grown = [r._replace(previous=first[r.file_id]) for r in rows]
+    extra = library(30, 5)
+    new = [r._replace(file_id=r.file_id + 100_000, group_id=r.group_id + 100_000) for r in extra]
+    joiner = Row(999_999, rows[0].group_id, 3.0, "", None)  # a new copy of a known sound
+    second, moves, _ = assign([*grown, *new, joiner], settings())
+    assert all(second[r.file_id] == first[r.file_id] for r in rows)
+    assert second[joiner.file_id] == first[rows[0].file_id]
+    assert moves == []
+    files, _ = shares([*grown, *new, joiner], second)["test"]
+    assert abs(files - 0.15) <= 0.02
+
+
+def test_a_merge_moves_the_smaller_side_and_logs_it():
+    members = [(1, "train"), (2, "train"), (3, "test"), (4, None)]
+    resolution = resolve_group(1, members, policy="move_smaller", frozen="test")
+    assert resolution.split == "train"
+    assert [(f, a, b) for f, a, b, _ in resolution.moves] == [(3, "test", "train")]
+    assert "merged" in resolution.moves[0][3]
+
+
+def test_the_frozen_policy_keeps_the_test_split_unchanged():
+    members = [(1, "train"), (2, "train"), (3, "test")]
+    resolution = resolve_group(1, members, policy="frozen", frozen="test")
+    assert resolution.split == "test"
+    assert sorted((f, a, b) for f, a, b, _ in resolution.moves) == [(1, "train", EXCLUDED), (2, "train", EXCLUDED)]
+    rows = [Row(1, 7, 1.0, "", "train"), Row(2, 7, 1.0, "", "test"), Row(3, 7, 1.0, "", None), Row(4, 8, 1.0, "", None)]
+    assignment, moves, _ = assign(rows, settings(merge_policy="frozen", frozen="test"))
+    assert assignment == {1: EXCLUDED, 2: "test", 3: EXCLUDED, 4: assignment[4]}
+    assert assignment[4] != "test"  # new groups never enter a frozen split
+    assert {m[0] for m in moves} == {1, 3}
+
+
+def test_balance_table_lists_every_split():
+    rows = library(100, 6)
+    assignment, _, _ = assign(rows, settings())
+    table, warnings = balance(rows, assignment, settings())
+    assert [t[0] for t in table] == list(NAMES)
+    assert sum(t[1] for t in table) == len(rows)
+
+
+def test_place_groups_respects_closed_splits():
+    groups = [Group(i, 1, 1.0, "") for i in range(40)]
+    placement = place_groups(groups, NAMES, RATIOS, seed=1, tolerance=0.02, closed=frozenset({"test"}))
+    assert "test" not in placement.assignments.values()
