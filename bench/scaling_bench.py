@@ -177,6 +177,8 @@ def main() -> None:
                 "spark.master": "local[2]",
                 "spark.progress_bar": False,
                 "library.roots": ["synthetic"],
+                # 1M files: room for the band shuffle (the machine has 24 GB).
+                "spark.conf": {"spark.driver.memory": "8g"},
             }
         )
         spark = build_session(cfg.spark)

@@ -54,7 +54,12 @@ def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
 
 def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: int, warehouse: str, run: RunLog) -> None:
     with run.stage("candidates") as stats:
-        features = live_features(spark, warehouse).persist()
+        # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
+        features = (
+            live_features(spark, warehouse)
+            .select("file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature")
+            .persist()
+        )
         stats.rows_in = features.count()
         audio = lsh.Banding.for_threshold(settings.audio_threshold, num_perm)
         caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)

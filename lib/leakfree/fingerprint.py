@@ -48,6 +48,7 @@ class FingerprintParams:
     sparse: PeakParams
     dense: PeakParams
     dense_below_active_s: float  # files with less active audio also get the dense family
+    dense_below_hashes: int  # ...and so do files with fewer sparse hashes than this
     event_gap_frames: int  # silence at least this long separates two sounds in one file
     mel_bands: int
     mel_every: int  # keep every n-th frame for the verifier's log-mel matrix
@@ -194,7 +195,7 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
         )
     hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
     dense_hashes, dense_times = empty_h, empty_t
-    if active_seconds < params.dense_below_active_s:
+    if active_seconds < params.dense_below_active_s or len(hashes) < params.dense_below_hashes:
         dense_hashes, dense_times = landmark_hashes(*spectral_peaks(power, params.dense, params.floor_db), params.dense)
     logmel = quantized_logmel(power[:: params.mel_every], mel)
     events = event_spans(active, params.event_gap_frames)

@@ -1,0 +1,179 @@
+"""Splits, audit, exports and the report on a real (generated) library, run like a user
+runs leakfree: a full run, then a run after the library grew."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from leakfree import tables
+from leakfree.audit import match_entries, read_assignment
+from leakfree.demo import write_audio, write_demo_library
+from leakfree.export import export_splits
+from leakfree.pipeline import STAGES, run_stages
+
+pytestmark = pytest.mark.integration
+HOSTILE = '<script>document.title="pwned"</script> & "quotes"'
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, test_config):
+    """The demo library (28 originals and their planted copies), run once, then grown."""
+    import dataclasses
+
+    root = tmp_path_factory.mktemp("splits")
+    lib = root / "library"
+    files = write_demo_library(lib, seed=3, originals=28)
+    rows = list(csv.DictReader((lib / "metadata.csv").open(encoding="utf-8")))
+    rows[0]["caption"] = HOSTILE
+    with (lib / "metadata.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    naive = root / "naive.csv"  # a file-level random split, as many datasets ship one
+    shuffled = [f.rel_path for f in files]
+    random.Random(1).shuffle(shuffled)
+    cut = [int(len(shuffled) * 0.7), int(len(shuffled) * 0.85)]
+    with naive.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "split"])
+        for i, path in enumerate(shuffled):
+            writer.writerow([path, "train" if i < cut[0] else "val" if i < cut[1] else "test"])
+    cfg = test_config.replace(
+        library=dataclasses.replace(test_config.library, roots=(str(lib),), metadata=str(lib / "metadata.csv")),
+        warehouse=dataclasses.replace(test_config.warehouse, path=str(root / "warehouse")),
+        audit=dataclasses.replace(test_config.audit, inputs=(str(naive),)),
+        report=dataclasses.replace(test_config.report, folder=str(root / "reports"), largest_groups=100),
+    )
+    return {"cfg": cfg, "lib": lib, "files": files, "naive": naive, "root": root}
+
+
+@pytest.fixture(scope="module")
+def first_run(spark, demo):
+    return run_stages(spark, demo["cfg"], list(STAGES), command="test", run_id="first")
+
+
+def current_splits(spark, cfg):
+    return {r.file_id: r for r in tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").collect()}
+
+
+def test_every_file_is_assigned_and_no_group_is_split(spark, demo, first_run):
+    cfg = demo["cfg"]
+    splits = current_splits(spark, cfg)
+    catalog = tables.read(spark, cfg.warehouse.path, "catalog").where("NOT retired").count()
+    assert len(splits) == catalog
+    by_group = defaultdict(set)
+    for r in splits.values():
+        by_group[r.group_id].add(r.split)
+    assert all(len(s) == 1 for s in by_group.values())
+    assert {r.split for r in splits.values()} == {"train", "val", "test"}
+
+
+def test_own_split_has_no_leaks_by_the_generators_truth(spark, demo, first_run):
+    cfg = demo["cfg"]
+    names = {r.file_id: r.rel_path for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    truth = {row["path"]: row["group"] for row in csv.DictReader((demo["lib"] / "truth.csv").open())}
+    split_of_group = defaultdict(set)
+    for r in current_splits(spark, cfg).values():
+        split_of_group[truth[names[r.file_id]]].add(r.split)
+    assert all(len(s) == 1 for s in split_of_group.values())
+    own = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree'").collect()
+    assert sum(r.leaking_files for r in own) == 0
+
+
+def test_audit_of_a_naive_split_finds_its_leaks(spark, demo, first_run):
+    cfg = demo["cfg"]
+    truth = {row["path"]: row["group"] for row in csv.DictReader((demo["lib"] / "truth.csv").open())}
+    naive = {row["path"]: row["split"] for row in csv.DictReader(demo["naive"].open())}
+    splits_of = defaultdict(set)
+    for path, split in naive.items():
+        splits_of[truth[path]].add(split)
+    expected = sum(1 for p, s in naive.items() if s == "test" and "train" in splits_of[truth[p]])
+    rows = {
+        (r.kind, r.from_split, r.to_split): r
+        for r in tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'naive.csv'").collect()
+    }
+    found = rows.get(("duplicate", "train", "test"))
+    assert expected > 0 and found is not None
+    assert found.leaking_files == expected
+    assert found.split_files == sum(1 for s in naive.values() if s == "test")
+    leaks = tables.read(spark, cfg.warehouse.path, "audit_leaks").where("audit = 'naive.csv'")
+    assert leaks.where("kind = 'duplicate' AND method IS NOT NULL").count() > 0  # with the pair's evidence
+
+
+def test_external_lists_match_catalogued_files(spark, demo, first_run, tmp_path):
+    catalog = tables.read(spark, demo["cfg"].warehouse.path, "catalog")
+    names = [f.rel_path for f in demo["files"]]
+    (tmp_path / "train_list.txt").write_text("\n".join(names[:10]) + "\n")
+    (tmp_path / "test_list.txt").write_text("\n".join(n.rsplit("/", 1)[-1] for n in names[10:14]) + "\nnot/there.wav\n")
+    assignment = read_assignment([str(tmp_path / "train_list.txt"), str(tmp_path / "test_list.txt")])
+    assert {s for _, s in assignment.entries} == {"train", "test"}
+    assignment = type(assignment)(assignment.name, assignment.entries, str(demo["lib"]))
+    matched, missing = match_entries(spark, assignment, catalog)
+    assert matched.count() == 14 and missing == ["not/there.wav"]
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
+def test_exports_agree_with_the_splits_table(spark, demo, first_run, tmp_path, fmt):
+    cfg = demo["cfg"]
+    written = export_splits(spark, warehouse=cfg.warehouse.path, out=str(tmp_path), fmt=fmt, relative=True)
+    expected = {(r.path.split(str(demo["lib"]) + "/", 1)[1], r.split) for r in current_splits(spark, cfg).values()}
+    if fmt == "txt":
+        got = {(line, p.stem) for p in written for line in p.read_text().splitlines()}
+    elif fmt == "csv":
+        got = {(r["path"], r["split"]) for r in csv.DictReader(written[0].open())}
+    else:
+        got = {(j["path"], j["split"]) for j in map(json.loads, written[0].read_text().splitlines())}
+    assert got == expected
+
+
+def test_report_is_self_contained_and_escapes_captions(spark, demo, first_run):
+    report = demo["root"] / "reports" / "report-first.html"
+    page = report.read_text(encoding="utf-8")
+    assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt; &amp; &quot;quotes&quot;" in page
+    assert "<script" not in page.lower()
+    assert page.count("<audio controls") >= 2 and "data:audio/ogg;base64," in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
+    assert "naive.csv" in page and "Split balance" in page
+
+
+def test_growing_the_library_moves_nothing_and_merges_are_logged(spark, demo, first_run):
+    cfg, lib = demo["cfg"], demo["lib"]
+    before = current_splits(spark, cfg)
+    catalog = {r.rel_path: r for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    by_split = defaultdict(list)
+    for r in before.values():
+        path = next(p for p, c in catalog.items() if c.file_id == r.file_id)
+        if "/" in path and not path.startswith("variants"):
+            by_split[r.split].append(path)
+    rng = np.random.default_rng(11)
+    from leakfree.demo import SOUNDS
+
+    for i in range(4):  # ~10 % more: new sounds
+        write_audio(lib / "new" / f"new_{i}.wav", SOUNDS["bell"](rng, 1.5, 44100), 44100)
+    import soundfile as sf
+
+    in_train, in_test = by_split["train"][0], by_split["test"][0]
+    copy, rate = sf.read(lib / in_train)
+    sf.write(lib / "new" / "copy_of_train.wav", copy, rate)  # a new copy joins its group's split
+    a, _ = sf.read(lib / in_train, always_2d=True)
+    b, _ = sf.read(lib / in_test, always_2d=True)
+    bridge = np.concatenate([a.mean(axis=1), np.zeros(rate // 2), b.mean(axis=1)])
+    sf.write(lib / "new" / "bridge.wav", bridge, rate)  # new evidence joins a train and a test group
+
+    run_stages(spark, cfg, list(STAGES), command="test", run_id="grown")
+
+    after = current_splits(spark, cfg)
+    moves = tables.read(spark, cfg.warehouse.path, "moves").where("run_id = 'grown'").collect()
+    moved = {m.file_id for m in moves}
+    assert moved and all(m.reason and m.from_split != m.to_split for m in moves)
+    assert all(after[f].split == r.split for f, r in before.items() if f not in moved and f in after)
+    ids = {r.rel_path: r.file_id for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    assert after[ids["new/copy_of_train.wav"]].split == before[ids[in_train]].split
+    own = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree' AND kind = 'duplicate'").collect()
+    assert sum(r.leaking_files for r in own) == 0
