@@ -16,7 +16,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 # librosa compiles with numba on first use; cache the machine code between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: help setup jars run test test-all check bench clean
+.PHONY: help setup jars run test browser check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,8 +42,13 @@ run: setup ## generate the demo library and run the whole pipeline on it
 	$(BIN)/leakfree demo-data $(DEMO)
 	$(BIN)/leakfree run --library $(DEMO) --metadata $(DEMO)/metadata.csv --warehouse $(WAREHOUSE)
 
-test: setup ## run the test suite (real Spark, real Delta tables)
+test: setup browser ## run the test suite (real Spark, real Delta tables)
 	$(BIN)/pytest
+
+# The report's rendering test opens it in Debian's Chromium; install it where we can.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get install -y -qq chromium >/dev/null; } || echo "no chromium: the browser test will be skipped"
 
 bench: setup ## benchmarks (quality and speed on ../shared/corpus, scaling); results in bench/results/
 	command -v fpcalc >/dev/null || apt-get install -y libchromaprint-tools

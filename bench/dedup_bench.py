@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CORPUS, corpus_available, load_truth, table, write_results  # noqa: E402
-
-from leakfree import tables  # noqa: E402
-from leakfree.config import Config  # noqa: E402
-from leakfree.pipeline import STAGES, run_stages  # noqa: E402
-from leakfree.session import build_session  # noqa: E402
+from common import CORPUS, corpus_available, load_truth, table, write_results
+from leakfree import tables
+from leakfree.config import Config
+from leakfree.pipeline import STAGES, run_stages
+from leakfree.session import build_session
 
 DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")
 
@@ -50,7 +49,9 @@ def run_pipeline(warehouse: Path):
         for r in tables.read(spark, str(warehouse), "catalog").where("NOT retired").collect()
     }
     pairs = tables.read(spark, str(warehouse), "pairs").collect()
-    features = tables.read(spark, str(warehouse), "features").select("file_id", "content_sha256", "pcm_sha256").collect()
+    features = (
+        tables.read(spark, str(warehouse), "features").select("file_id", "content_sha256", "pcm_sha256").collect()
+    )
     stages = tables.read(spark, str(warehouse), "runs").collect()[0].stages
     return rel, pairs, features, seconds, stages
 
@@ -82,9 +83,7 @@ def exact_baseline(features, rel) -> set[tuple[str, str]]:
 
 def chromaprints(paths: list[str]) -> dict[str, np.ndarray]:
     def one(path: str) -> tuple[str, np.ndarray]:
-        done = subprocess.run(
-            ["fpcalc", "-raw", "-json", str(CORPUS / path)], capture_output=True, text=True
-        )
+        done = subprocess.run(["fpcalc", "-raw", "-json", str(CORPUS / path)], capture_output=True, text=True)
         # fpcalc exits 3 on its routine "End of file" complaint yet prints a fingerprint.
         if not done.stdout.strip():
             return path, np.zeros(0, np.uint32)
@@ -110,9 +109,7 @@ def bit_error_rate(a: np.ndarray, b: np.ndarray, min_overlap: int = 3) -> float:
 def chromaprint_baseline(truth, precision_floor: float) -> tuple[dict, float]:
     prints = chromaprints(truth.paths)
     paths = [p for p in truth.paths if len(prints[p])]
-    rates = {
-        (a, b): bit_error_rate(prints[a], prints[b]) for i, a in enumerate(paths) for b in paths[i + 1 :]
-    }
+    rates = {(a, b): bit_error_rate(prints[a], prints[b]) for i, a in enumerate(paths) for b in paths[i + 1 :]}
     best, best_threshold = score(set(), truth), 0.0
     for threshold in np.arange(0.02, 0.42, 0.01):
         predicted = {pair for pair, rate in rates.items() if rate <= threshold}
@@ -156,8 +153,7 @@ def main() -> None:
                 "offset_s": round(p.offset_s, 3),
             }
             for p in pairs
-            if p.method in DUPLICATE_METHODS
-            and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
+            if p.method in DUPLICATE_METHODS and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
         ),
         key=lambda r: -r["correlation"],
     )
@@ -188,15 +184,19 @@ def main() -> None:
         f"{chroma['files_without_fingerprint']} files are too short for fpcalc to fingerprint.\n\n"
     )
     md += table(["transformation", "pairs", "leakfree", "exact digests", "Chromaprint"], rows)
-    md += f"\nWhole pipeline on local[2]: {seconds:.0f} s (" + ", ".join(
-        f"{s.stage} {s.seconds:.0f} s" for s in stages
-    ) + ").\n"
+    md += (
+        f"\nWhole pipeline on local[2]: {seconds:.0f} s ("
+        + ", ".join(f"{s.stage} {s.seconds:.0f} s" for s in stages)
+        + ").\n"
+    )
     md += f"\n## Predicted pairs truth does not know ({len(unknown)})\n\n"
     md += "Listed with their evidence, as the corpus README asks, rather than hidden.\n\n"
     md += table(
         ["a", "b", "method", "correlation", "containment", "aligned hashes", "offset s"],
-        [[u["a"], u["b"], u["method"], u["correlation"], u["containment"], u["aligned_hashes"], u["offset_s"]]
-         for u in unknown],
+        [
+            [u["a"], u["b"], u["method"], u["correlation"], u["containment"], u["aligned_hashes"], u["offset_s"]]
+            for u in unknown
+        ],
     )
     write_results("dedup", data, md)
 

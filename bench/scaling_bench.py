@@ -28,16 +28,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_results  # noqa: E402
-
-from leakfree import tables  # noqa: E402
-from leakfree.config import Config  # noqa: E402
-from leakfree.features import FEATURES_SCHEMA  # noqa: E402
-from leakfree.minhash import MinHasher  # noqa: E402
-from leakfree.pipeline import recorded_run  # noqa: E402
-from leakfree.dedup import build_candidates, build_pairs  # noqa: E402
-from leakfree.grouping import build_groups  # noqa: E402
-from leakfree.session import build_session  # noqa: E402
+from common import table, write_results
+from leakfree import tables
+from leakfree.config import Config
+from leakfree.dedup import build_candidates, build_pairs
+from leakfree.features import FEATURES_SCHEMA
+from leakfree.grouping import build_groups
+from leakfree.minhash import MinHasher
+from leakfree.pipeline import recorded_run
+from leakfree.session import build_session
 
 HASHES, FRAMES, BANDS = 60, 40, 32
 
@@ -130,8 +129,12 @@ def _tree_rss(root: int) -> int:
 
 def run_size(spark, cfg: Config, size: int) -> dict:
     warehouse = cfg.warehouse.path
-    features = spark.range(size).repartition(max(2, size // 20000)).mapInArrow(
-        lambda it: synthetic_rows(it, cfg.features.num_perm, cfg.features.seed), from_arrow_schema(FEATURES_SCHEMA)
+    features = (
+        spark.range(size)
+        .repartition(max(2, size // 20000))
+        .mapInArrow(
+            lambda it: synthetic_rows(it, cfg.features.num_perm, cfg.features.seed), from_arrow_schema(FEATURES_SCHEMA)
+        )
     )
     tables.overwrite(features, warehouse, "features")
     catalog = tables.read(spark, warehouse, "features").select(
@@ -148,8 +151,12 @@ def run_size(spark, cfg: Config, size: int) -> dict:
     stages = {s.stage: s.seconds for s in run.stages}
     pairs = tables.read(spark, warehouse, "pairs").where("method = 'audio'").select("file_a", "file_b").collect()
     found = {(p.file_a, p.file_b) for p in pairs}
-    planted = {(a, b) for a in range(size) for b in (a + 1, a + 2) if b < size and planted_group(a) is not None
-               and planted_group(a) == planted_group(b)}
+    planted = {
+        (a, b)
+        for a in range(size)
+        for b in (a + 1, a + 2)
+        if b < size and planted_group(a) is not None and planted_group(a) == planted_group(b)
+    }
     groups = tables.read(spark, warehouse, "groups").where("group_size = 3").select("group_id").distinct().count()
     return {
         "files": size,
@@ -189,15 +196,32 @@ def main() -> None:
             spark.catalog.clearCache()
             shutil.rmtree(work, ignore_errors=True)
     rows = [
-        [r["files"], round(r["seconds"], 1), round(r["seconds"] / r["files"] * 1e6, 1), round(r["peak_rss_gb"], 2),
-         r["candidates"], f"{r['planted_recall']:.3f}", r["false_pairs"]]
+        [
+            r["files"],
+            round(r["seconds"], 1),
+            round(r["seconds"] / r["files"] * 1e6, 1),
+            round(r["peak_rss_gb"], 2),
+            r["candidates"],
+            f"{r['planted_recall']:.3f}",
+            r["false_pairs"],
+        ]
         + [round(r["stage_seconds"].get(s, 0), 1) for s in ("candidates", "pairs", "groups")]
         for r in results
     ]
     md = "# Scaling: candidates + verification + components on synthetic signatures (local[2])\n\n"
     md += table(
-        ["files", "wall s", "us per file", "peak RSS GB", "candidates", "planted recall", "false pairs",
-         "candidates s", "pairs s", "groups s"],
+        [
+            "files",
+            "wall s",
+            "us per file",
+            "peak RSS GB",
+            "candidates",
+            "planted recall",
+            "false pairs",
+            "candidates s",
+            "pairs s",
+            "groups s",
+        ],
         rows,
     )
     write_results("scaling", {"runs": results}, md)

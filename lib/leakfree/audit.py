@@ -126,6 +126,9 @@ def audit_assignment(
     components = leak_groups(spark, warehouse, settings)
     assigned = assigned.persist()
     sizes = assigned.groupBy("split").agg(F.count("*").alias("split_files"))
+    # Every ordered pair of splits gets a row, so a clean split reads as 0, not as nothing.
+    names = sizes.select("split")
+    split_pairs = names.crossJoin(names.withColumnRenamed("split", "other_split")).where("split != other_split")
     summaries, details = [], []
     for kind in LEAK_KINDS:
         placed = assigned.join(components[kind], "file_id")
@@ -136,9 +139,10 @@ def audit_assignment(
             .select("file_id", "split", "other_split", "component")
             .distinct()
         )
+        counts = leaking.groupBy("other_split", "split").agg(F.countDistinct("file_id").alias("leaking_files"))
         summaries.append(
-            leaking.groupBy("other_split", "split")
-            .agg(F.countDistinct("file_id").alias("leaking_files"))
+            split_pairs.join(counts, ["other_split", "split"], "left")
+            .fillna(0, ["leaking_files"])
             .join(sizes, "split")
             .select(
                 F.lit(kind).alias("kind"),

@@ -140,7 +140,7 @@ def _leaks(spark: SparkSession, warehouse: str) -> str:
         f"<td class='num {'bad' if r.leaking_files else 'ok'}'>{r.share:.1%}</td></tr>"
         for r in rows
     )
-    note = "" if rows else "<p class=ok>No file has a duplicate or setup-mate in another split.</p>"
+    note = "" if rows else "<p>No audit yet.</p>"
     return (
         "<h2>Leaks</h2><p>Files of a split that have a duplicate (or, for <i>setup</i>, a recording-setup "
         "mate) in another split, for each audited assignment.</p>"
