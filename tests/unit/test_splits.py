@@ -124,6 +124,7 @@ def test_balance_table_lists_every_split():
     rows = library(100, 6)
     assignment, _, _ = assign(rows, settings())
     table, warnings = balance(rows, assignment, settings())
+    assert warnings == []
     assert [t[0] for t in table] == list(NAMES)
     assert sum(t[1] for t in table) == len(rows)
 
