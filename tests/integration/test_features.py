@@ -25,7 +25,7 @@ def features_by_name(spark, cfg):
 
 def test_features_stage_writes_fingerprints_and_reports_failures(spark, make_config, tmp_path):
     lib = tmp_path / "library"
-    pcm = (tone("engine", 2.0, seed=1) * 32767).astype(np.int16)
+    pcm = (tone("wind", 2.0, seed=1) * 32767).astype(np.int16)
     lib.mkdir()
     sf.write(lib / "bell.wav", pcm, 44100)
     sf.write(lib / "bell copy.flac", pcm, 44100)
@@ -46,7 +46,7 @@ def test_features_stage_writes_fingerprints_and_reports_failures(spark, make_con
     assert bell.pcm_sha256 == copy.pcm_sha256 and bell.content_sha256 != copy.content_sha256
     assert bell.hashes == copy.hashes and len(bell.hashes) == len(bell.times) > 10
     assert rows["sweep.ogg"].pcm_sha256 != bell.pcm_sha256
-    assert [s.family for s in bell.segments] == ["sparse"]  # 2 s of sound: no dense family
+    assert [s.family for s in bell.segments] == ["sparse"]  # 2 s of rich sound: no dense family
     assert all(len(s.signature) == cfg.features.num_perm * 4 for s in bell.segments)
     assert bell.caption_signature is not None and copy.caption_signature is None
     logmel_rows = len(bell.logmel) / bell.logmel_bands

@@ -121,7 +121,7 @@ def test_the_frozen_policy_keeps_the_test_split_unchanged():
 
 
 def test_balance_table_lists_every_split():
-    rows = library(100, 6)
+    rows = library(400, 6)
     assignment, _, _ = assign(rows, settings())
     table, warnings = balance(rows, assignment, settings())
     assert warnings == []
