@@ -25,6 +25,8 @@ class VerifyParams:
     min_correlation: float  # mean frame correlation at the best offset
     min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation
     sure_correlation: float  # a correlation that needs no hash backing
+    many_aligned_hashes: int  # this many aligned hashes...
+    weak_correlation: float  # ...make do with this correlation
     min_overlap_share: float  # of the shorter file's active frames inside the overlap
     min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
     active_rel_db: float  # log-mel frames this far below the file's loudest are silence
@@ -46,7 +48,10 @@ class AudioEvidence:
     def verified(self, params: VerifyParams) -> bool:
         """Strong correlation, backed by hashes that agree on an offset unless the correlation
         alone leaves no doubt: two different sounds of one kind (two engines, two impacts)
-        can share a spectral shape and envelope, but not exact landmark pairs in time."""
+        can share a spectral shape and envelope, but not exact landmark pairs in time. Or a
+        weaker correlation (noise, fades) with a great many hashes agreeing on the offset."""
+        if self.aligned_hashes >= params.many_aligned_hashes and self.correlation >= params.weak_correlation:
+            return True  # hundreds of landmarks agreeing on the offset outweigh a noisy spectrum
         if self.correlation < params.min_correlation:
             return False
         return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
