@@ -208,13 +208,15 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from leakfree import pipeline, summary
+    from leakfree.report import report_path
     from leakfree.session import build_session
 
     cfg = load_config(args)
     spark = build_session(cfg.spark)
     names = args.stages or list(pipeline.STAGES)
     run_id = pipeline.run_stages(spark, cfg, names, command=_command(), run_id=args.run_id)
-    print(summary.describe_run(spark, cfg.warehouse.path, run_id))
+    report = report_path(cfg.report, cfg.warehouse.path, run_id) if "report" in names else None
+    print(summary.describe_run(spark, cfg.warehouse.path, run_id, report))
     return 0
 
 

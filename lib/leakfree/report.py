@@ -87,14 +87,19 @@ def bar_chart(rows: list[tuple[str, list[tuple[str, float]]]], *, width: int = 5
     return "".join(parts)
 
 
+def report_path(settings: ReportConfig, warehouse: str, run_id: str) -> str:
+    return f"{settings.folder or tables.table_path(warehouse, 'reports')}/report-{run_id}.html"
+
+
 def build_report(
     spark: SparkSession, *, settings: ReportConfig, caption_column: str, warehouse: str, run_id: str
 ) -> Path | None:
     """Write the report for `run_id`; returns its path (None for a remote warehouse)."""
-    folder = settings.folder or tables.table_path(warehouse, "reports")
-    if storage.is_remote(folder):
-        log.warning("report: %s is remote; set report.folder to a local folder to get the HTML report", folder)
+    location = report_path(settings, warehouse, run_id)
+    if storage.is_remote(location):
+        log.warning("report: %s is remote; set report.folder to a local folder to get the HTML report", location)
         return None
+    target = Path(location)
     catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
     caption = caption_column if caption_column in catalog.columns else None
     sections = [
@@ -113,7 +118,6 @@ def build_report(
         + "\n".join(sections)
         + "</body></html>"
     )
-    target = Path(folder) / f"report-{run_id}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     return target
