@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
 from leakfree import tables
 from leakfree.config import Config
-from leakfree.pipeline import STAGES, run_stages
+from leakfree.pipeline import run_stages
 from leakfree.session import build_session
 
 DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")

@@ -16,12 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CORPUS, corpus_available, load_truth, table, write_results  # noqa: E402
-
-from leakfree import tables  # noqa: E402
-from leakfree.config import Config  # noqa: E402
-from leakfree.pipeline import STAGES, run_stages  # noqa: E402
-from leakfree.session import build_session  # noqa: E402
+from common import CORPUS, corpus_available, load_truth, table, write_results
+from leakfree import tables
+from leakfree.config import Config
+from leakfree.pipeline import STAGES, run_stages
+from leakfree.session import build_session
 
 
 def truth_leaks(assignment: dict[str, str], truth, target: str = "test", source: str = "train") -> set[str]:
@@ -94,19 +93,30 @@ def main() -> None:
 
 
 def score_run(spark, cfg: Config, truth, library: Path, run_id: str) -> dict:
-    rel = {r.file_id: os.path.relpath(r.path, library) for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    rel = {
+        r.file_id: os.path.relpath(r.path, library) for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()
+    }
     splits = tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").collect()
     own = {rel[r.file_id]: r.split for r in splits}
     balance = tables.read(spark, cfg.warehouse.path, "split_balance").where(f"run_id = '{run_id}'").collect()
     return {
         "files": len(own),
         "truth_leaks_test_from_train": len(truth_leaks(own, truth)),
-        "truth_leaks_any": sum(len(truth_leaks(own, truth, a, b)) for a in cfg.splits.names for b in cfg.splits.names if a != b),
+        "truth_leaks_any": sum(
+            len(truth_leaks(own, truth, a, b)) for a in cfg.splits.names for b in cfg.splits.names if a != b
+        ),
         "truth_leaking_files": sorted(
             set().union(*(truth_leaks(own, truth, a, b) for a in cfg.splits.names for b in cfg.splits.names if a != b))
         ),
-        "balance": {r.split: {"files": r.files, "file_share": r.file_share, "duration_share": r.duration_share,
-                              "target": r.target} for r in balance},
+        "balance": {
+            r.split: {
+                "files": r.files,
+                "file_share": r.file_share,
+                "duration_share": r.duration_share,
+                "target": r.target,
+            }
+            for r in balance
+        },
         "warnings": next((r.warnings for r in balance if r.warnings), ""),
     }
 
@@ -143,7 +153,9 @@ def grow(spark, cfg: Config, truth, library: Path, late: set[str], work: Path) -
     for path in late:
         os.symlink(CORPUS / path, library / path)
     run_stages(spark, cfg, list(STAGES), command="bench/splits_bench.py after growth", run_id="after")
-    after = {r.file_id: r.split for r in tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").collect()}
+    after = {
+        r.file_id: r.split for r in tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").collect()
+    }
     moves = tables.read(spark, cfg.warehouse.path, "moves").where("run_id = 'after'").collect()
     logged = {m.file_id for m in moves}
     changed = {f for f, s in before.items() if f in after and after[f] != s}
@@ -177,7 +189,10 @@ def markdown(full: dict, growth: dict) -> str:
     md += f"between any two splits: {full['truth_leaks_any']}: {full['truth_leaking_files']}.\n\n"
     md += table(
         ["split", "files", "file share", "duration share", "target"],
-        [[s, b["files"], b["file_share"], b["duration_share"], b["target"]] for s, b in sorted(full["balance"].items())],
+        [
+            [s, b["files"], b["file_share"], b["duration_share"], b["target"]]
+            for s, b in sorted(full["balance"].items())
+        ],
     )
     md += f"\nWarnings: {full['warnings'] or 'none'}\n\n"
     setup = full["with_setup"]
@@ -194,7 +209,10 @@ def markdown(full: dict, growth: dict) -> str:
     )
     md += table(
         ["split", "files", "file share", "duration share", "target"],
-        [[s, b["files"], b["file_share"], b["duration_share"], b["target"]] for s, b in sorted(growth["balance"].items())],
+        [
+            [s, b["files"], b["file_share"], b["duration_share"], b["target"]]
+            for s, b in sorted(growth["balance"].items())
+        ],
     )
     if growth["move_reasons"]:
         md += "\nLogged move reasons (first 20):\n\n" + "".join(f"- {r}\n" for r in growth["move_reasons"])
