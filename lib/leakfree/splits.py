@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Group:
 
 @dataclass
 class Tally:
-    """Files and seconds per split, for one stratum."""
+    """Files and seconds per split, for one stratum (what earlier runs placed)."""
 
     files: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)
@@ -76,38 +77,102 @@ def place_groups(
 ) -> Placement:
     """Assign each group to a split; `already` holds what earlier runs placed (per stratum),
     `closed` splits take no new groups (a frozen test split)."""
-    tallies: dict[str, Tally] = defaultdict(Tally)
-    for stratum, tally in (already or {}).items():
-        tallies[stratum] = Tally(Counter(tally.files), Counter(tally.seconds))
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    for stratum, tally in tallies.items():
-        totals[stratum][0] += sum(tally.files.values())
-        totals[stratum][1] += sum(tally.seconds.values())
-    for g in groups:
-        totals[g.stratum][0] += g.files
-        totals[g.stratum][1] += g.seconds
     target = dict(zip(names, ratios, strict=True))
     open_splits = [n for n in names if n not in closed]
+    by_stratum: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        by_stratum[g.stratum].append(g)
     assignments: dict[int, str] = {}
     oversized = []
-    for g in sorted(groups, key=lambda g: order_key(g, seed)):
-        tally = tallies[g.stratum]
-        all_files, all_seconds = totals[g.stratum]
-
-        def lack(
-            split: str, tally: Tally = tally, all_files: float = all_files, all_seconds: float = all_seconds
-        ) -> float:
-            files = target[split] - tally.files[split] / all_files
-            seconds = target[split] - tally.seconds[split] / all_seconds if all_seconds > 0 else files
-            return (files + seconds) / target[split]
-
-        split = max(open_splits, key=lambda s: (lack(s), -names.index(s)))
-        tally.add(split, g.files, g.seconds)
-        assignments[g.group_id] = split
-        share = tally.files[split] / all_files
-        if g.files / all_files > tolerance and share > target[split] + tolerance:
-            oversized.append((g, split, share))
+    for stratum, members in sorted(by_stratum.items()):
+        base = (already or {}).get(stratum, Tally())
+        balance = _Balance(base, members, target)
+        placed = balance.place(sorted(members, key=lambda g: order_key(g, seed)), open_splits, seed)
+        assignments.update(placed)
+        for g in members:
+            share = balance.files[placed[g.group_id]] / balance.all_files
+            if g.files / balance.all_files > tolerance and share > target[placed[g.group_id]] + tolerance:
+                oversized.append((g, placed[g.group_id], share))
     return Placement(assignments, oversized)
+
+
+class _Balance:
+    """Files and seconds per split for one stratum, and how far they are from the targets
+    (the sum of squared deviations of both shares)."""
+
+    def __init__(self, base: Tally, groups: list[Group], target: dict[str, float]):
+        self.target = target
+        self.files = {s: float(base.files[s]) for s in target}
+        self.seconds = {s: float(base.seconds[s]) for s in target}
+        self.all_files = sum(self.files.values()) + sum(g.files for g in groups)
+        self.all_seconds = sum(self.seconds.values()) + sum(g.seconds for g in groups) or 1.0
+
+    def _term(self, split: str, files: float, seconds: float) -> float:
+        r = self.target[split]
+        return (files / self.all_files - r) ** 2 + (seconds / self.all_seconds - r) ** 2
+
+    def move_gain(self, g: Group, source: str | None, dest: str) -> float:
+        """How much the deviation drops if g moves from source (None: unplaced) to dest."""
+        before = self._term(dest, self.files[dest], self.seconds[dest])
+        after = self._term(dest, self.files[dest] + g.files, self.seconds[dest] + g.seconds)
+        if source is not None:
+            before += self._term(source, self.files[source], self.seconds[source])
+            after += self._term(source, self.files[source] - g.files, self.seconds[source] - g.seconds)
+        return before - after
+
+    def shift(self, g: Group, source: str | None, dest: str) -> None:
+        if source is not None:
+            self.files[source] -= g.files
+            self.seconds[source] -= g.seconds
+        self.files[dest] += g.files
+        self.seconds[dest] += g.seconds
+
+    def place(self, ordered: list[Group], splits: list[str], seed: int) -> dict[int, str]:
+        """Greedy (largest first, each where it helps most), then improving moves and swaps:
+        the greedy alone leaves the last big groups wherever they happened to fit."""
+        where: dict[int, str] = {}
+        for g in ordered:
+            dest = max(splits, key=lambda s: (self.move_gain(g, None, s), -splits.index(s)))
+            self.shift(g, None, dest)
+            where[g.group_id] = dest
+        for _ in range(_REFINE_PASSES):
+            improved = False
+            for g in ordered:
+                source = where[g.group_id]
+                dest = max(splits, key=lambda s: (self.move_gain(g, source, s) if s != source else 0.0, s == source))
+                if dest != source and self.move_gain(g, source, dest) > _MIN_GAIN:
+                    self.shift(g, source, dest)
+                    where[g.group_id] = dest
+                    improved = True
+            improved |= self._swaps(ordered, where, seed)
+            if not improved:
+                break
+        return where
+
+    def _swaps(self, ordered: list[Group], where: dict[int, str], seed: int) -> bool:
+        """Seeded random swaps of two groups between splits, kept when they help."""
+        rng = random.Random(seed)
+        improved = False
+        for _ in range(min(_SWAPS_PER_GROUP * len(ordered), _MAX_SWAPS)):
+            g, h = rng.choice(ordered), rng.choice(ordered)
+            a, b = where[g.group_id], where[h.group_id]
+            if a == b:
+                continue
+            before = self._term(a, self.files[a], self.seconds[a]) + self._term(b, self.files[b], self.seconds[b])
+            fa, sa = self.files[a] - g.files + h.files, self.seconds[a] - g.seconds + h.seconds
+            fb, sb = self.files[b] - h.files + g.files, self.seconds[b] - h.seconds + g.seconds
+            if before - (self._term(a, fa, sa) + self._term(b, fb, sb)) > _MIN_GAIN:
+                self.shift(g, a, b)
+                self.shift(h, b, a)
+                where[g.group_id], where[h.group_id] = b, a
+                improved = True
+        return improved
+
+
+_REFINE_PASSES = 8
+_SWAPS_PER_GROUP = 20
+_MAX_SWAPS = 200_000
+_MIN_GAIN = 1e-12
 
 
 @dataclass(frozen=True)
