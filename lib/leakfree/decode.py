@@ -130,6 +130,8 @@ def _classify(exc: sf.LibsndfileError) -> AudioError:
     text = str(exc)
     if "not recognised" in text or "unknown format" in text.lower():
         return AudioError("not_audio", text)
+    if any(word in text.lower() for word in ("channel count", "sample rate", "samplerate")):
+        return AudioError("invalid_header", text)
     if "unsupported" in text.lower() or "not supported" in text.lower():
         return AudioError("unsupported_codec", text)
     return AudioError("corrupt", text)

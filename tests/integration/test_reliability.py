@@ -69,7 +69,7 @@ def build_zoo(lib) -> tuple[set[str], dict[str, str]]:
     no_channels = header.copy()
     no_channels[22:24] = struct.pack("<H", 0)
     (lib / "zero_channels.wav").write_bytes(bytes(no_channels))
-    bad["zero_channels.wav"] = "not_audio"
+    bad["zero_channels.wav"] = "invalid_header"
     absurd = header.copy()
     absurd[24:28] = struct.pack("<I", 3_000_000)
     (lib / "absurd_rate.wav").write_bytes(bytes(absurd))
