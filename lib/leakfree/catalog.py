@@ -151,6 +151,7 @@ def build_catalog(
             ]
             current = current.join(meta, "path", "left")
 
+        run.changes.update(_changes(listed, known, read_ok))
         _merge_catalog(spark, warehouse, current, run.run_id)
         problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
         errors = probed.where("error_class IS NOT NULL").select("path", "error_class", "message")
@@ -180,6 +181,17 @@ def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:
     fields = {f.name: f for f in [*storage.LISTING_SCHEMA, *PROBE_SCHEMA]}
     empty = pa.schema([fields[c] for c in columns]).empty_table()
     return spark.createDataFrame(empty)
+
+
+def _changes(listed: DataFrame, known: DataFrame, read_ok: DataFrame) -> dict[str, int]:
+    """New, changed (content, not just the time stamp) and deleted files since the last run."""
+    before = known.select("path", F.col("content_sha256").alias("before"))
+    read = read_ok.select("path", "content_sha256").join(before, "path", "left")
+    return {
+        "new_files": read.where("before IS NULL").count(),
+        "changed_files": read.where("before IS NOT NULL AND before != content_sha256").count(),
+        "deleted_files": known.join(listed.select("path"), "path", "left_anti").count(),
+    }
 
 
 def _merge_catalog(spark: SparkSession, warehouse: str, current: DataFrame, run_id: str) -> None:

@@ -97,9 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=[common, library],
         help="run every stage on a library",
-        description="Run all stages on the library and print a summary.",
+        description="Run all stages on the library and print a summary. Every run is incremental: "
+        "only new and changed files are read and fingerprinted, and only their pairs verified.",
     )
     run.set_defaults(handler=cmd_run, stages=None)
+
+    rescan = commands.add_parser(
+        "rescan",
+        parents=[common, library],
+        help="the nightly job: pick up new, changed and deleted files",
+        description="List the library and compare it with the catalog (path, size, modification time, "
+        "then the content hash): fingerprint only new and changed files, match them against the band "
+        "index, verify only their candidate pairs, update groups, and keep every file's split unless a "
+        "logged merge moves it. Deleted files are retired, not erased. One run per warehouse at a time; "
+        "a run killed at any point and started again with the same --run-id ends with the same tables.",
+    )
+    rescan.set_defaults(handler=cmd_run, stages=None)
 
     for name, (summary, description) in STAGE_HELP.items():
         stage = commands.add_parser(name, parents=[common, library], help=summary, description=description)

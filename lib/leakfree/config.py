@@ -31,6 +31,7 @@ class LibraryConfig:
 @dataclass(frozen=True)
 class WarehouseConfig:
     path: str
+    lock_stale_after_s: float
 
 
 @dataclass(frozen=True)

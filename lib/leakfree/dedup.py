@@ -15,9 +15,19 @@ from functools import reduce
 
 import numpy as np
 import pyarrow as pa
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from leakfree import lsh, tables
 from leakfree.config import DedupConfig
@@ -52,84 +62,192 @@ def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
     return tables.read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])
 
 
+BAND_INDEX_SCHEMA = StructType(
+    [
+        StructField("file_id", LongType()),
+        StructField("content_sha256", StringType()),
+        StructField("source", StringType()),
+        StructField("band", IntegerType()),
+        StructField("key", LongType()),
+    ]
+)
+CANDIDATES_SCHEMA = StructType(
+    [
+        StructField("file_a", LongType()),
+        StructField("file_b", LongType()),
+        StructField("sources", ArrayType(StringType())),
+        StructField("verified", BooleanType()),
+    ]
+)
+# Index row of a file with no signature (silence, no caption): it is indexed, not pending.
+NO_SIGNATURE = "none"
+
+
 def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: int, warehouse: str, run: RunLog) -> None:
+    """Band the files not in the band index yet (all of them on a first run), pair them
+    with every indexed file sharing a bucket or a digest, and index them."""
     with run.stage("candidates") as stats:
         # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
-        features = (
-            live_features(spark, warehouse)
-            .select("file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature")
-            .persist()
+        live = live_features(spark, warehouse).select(
+            "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
-        stats.rows_in = features.count()
+        dropped = drop_stale(spark, warehouse, live)
+        index = tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA).toDF()
+        indexed = index.select("file_id", "content_sha256").distinct()
+        pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
+        stats.rows_in = pending.count()
         audio = lsh.Banding.for_threshold(settings.audio_threshold, num_perm)
         caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
         log.info(
-            "candidates: %d files; audio LSH %d bands x %d rows, caption %d x %d",
+            "candidates: %d new or changed files, %d dropped; audio LSH %d bands x %d rows, caption %d x %d",
             stats.rows_in,
+            dropped,
             audio.bands,
             audio.rows,
             caption.bands,
             caption.rows,
         )
-        segments = features.where("flag IS NULL").select("file_id", F.explode("segments").alias("s"))
-        found, oversized = [], []
-        for family in ("sparse", "dense"):
-            signatures = segments.where(F.col("s.family") == family).select(
-                "file_id", F.col("s.signature").alias("signature")
-            )
-            pairs, big = lsh.banded_pairs(signatures, audio, source=family, max_bucket=settings.max_bucket)
-            found.append(pairs)
-            oversized.append(big)
-        captions = features.where("caption_signature IS NOT NULL").select(
-            "file_id", F.col("caption_signature").alias("signature")
+        new_keys = _band_rows(pending, audio, caption).persist()
+        rows = (
+            index.where(F.col("source") != NO_SIGNATURE)
+            .select("file_id", "source", "band", "key", F.lit(False).alias("new"))
+            .unionByName(new_keys.select("file_id", "source", "band", "key", F.lit(True).alias("new")))
         )
-        pairs, big = lsh.banded_pairs(captions, caption, source=lsh.CAPTION, max_bucket=settings.max_bucket)
-        found += [pairs]
-        oversized += [big]
+        keys = ["source", "band", "key"]
+        banded, oversized = lsh.keyed_pairs(rows, keys, max_bucket=settings.max_bucket, carry=["source"])
+        found = [banded]
+        files = live.join(pending.select("file_id", F.lit(True).alias("new")), "file_id", "left").fillna(False, ["new"])
         for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
-            found.append(lsh.exact_pairs(features, digest, source=source, max_bucket=settings.max_bucket))
-        candidates = (
+            keyed = files.where(F.col(digest).isNotNull()).select("file_id", digest, "new")
+            pairs, _ = lsh.keyed_pairs(keyed, [digest], max_bucket=settings.max_bucket)
+            found.append(pairs.withColumn("source", F.lit(source)))
+        proposed = (
             reduce(DataFrame.unionByName, found)
             .groupBy("file_a", "file_b")
             .agg(F.sort_array(F.collect_set("source")).alias("sources"))
         )
-        tables.overwrite(candidates, warehouse, "candidates")
-        skewed = reduce(DataFrame.unionByName, oversized).withColumn("run_id", F.lit(run.run_id))
-        tables.overwrite(skewed, warehouse, "oversized_buckets")
-        skew = tables.read(spark, warehouse, "oversized_buckets").collect()
-        for bucket in skew:
-            log.warning(
-                "candidates: %s band %d holds %d files; paired as a star around file %d",
-                bucket.source,
-                bucket.band,
-                bucket.size,
-                bucket.hub,
-            )
-        stats.rows_out = tables.read(spark, warehouse, "candidates").count()
-        features.unpersist()
+        _merge_candidates(spark, warehouse, proposed)
+        _record_oversized(spark, warehouse, oversized, run.run_id)
+        # Index last: a run killed before this point finds the same files pending again.
+        unbanded = pending.join(new_keys.select("file_id").distinct(), "file_id", "left_anti").select(
+            "file_id",
+            "content_sha256",
+            F.lit(NO_SIGNATURE).alias("source"),
+            F.lit(-1).alias("band"),
+            F.lit(0).cast("long").alias("key"),
+        )
+        tables.append(new_keys.unionByName(unbanded).select(*BAND_INDEX_SCHEMA.names), warehouse, "band_index")
+        stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+        new_keys.unpersist()
+        pending.unpersist()
+
+
+def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> DataFrame:
+    """Band keys of every signature of `files`: audio windows per family, and captions."""
+    segments = files.where("flag IS NULL").select("file_id", "content_sha256", F.explode("segments").alias("s"))
+    parts = []
+    for family in ("sparse", "dense"):
+        signatures = segments.where(F.col("s.family") == family).select(
+            "file_id", "content_sha256", F.col("s.signature").alias("signature")
+        )
+        parts.append(lsh.band_rows(signatures, audio, source=family, keep=["content_sha256"]))
+    captions = files.where("caption_signature IS NOT NULL").select(
+        "file_id", "content_sha256", F.col("caption_signature").alias("signature")
+    )
+    parts.append(lsh.band_rows(captions, caption, source=lsh.CAPTION, keep=["content_sha256"]))
+    return reduce(DataFrame.unionByName, parts).select(*BAND_INDEX_SCHEMA.names)
+
+
+def drop_stale(spark: SparkSession, warehouse: str, live: DataFrame) -> int:
+    """Forget files that vanished or changed since they were indexed: their band keys,
+    candidates and edges. Returns how many files that was."""
+    if not tables.exists(spark, warehouse, "band_index"):
+        return 0
+    index = tables.read(spark, warehouse, "band_index").select("file_id", "content_sha256").distinct()
+    stale = index.join(live.select("file_id", "content_sha256"), ["file_id", "content_sha256"], "left_anti")
+    stale_ids = [r.file_id for r in stale.select("file_id").distinct().collect()]
+    if not stale_ids:
+        return 0
+    gone = spark.createDataFrame([(f,) for f in stale_ids], "file_id bigint")
+    for name in ("band_index", "candidates", "pairs"):
+        if not tables.exists(spark, warehouse, name):
+            continue
+        condition = "t.file_id = s.file_id" if name == "band_index" else "t.file_a = s.file_id OR t.file_b = s.file_id"
+        DeltaTable.forPath(spark, tables.table_path(warehouse, name)).alias("t").merge(
+            gone.alias("s"), condition
+        ).whenMatchedDelete().execute()
+    return len(stale_ids)
+
+
+def _merge_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) -> None:
+    target = tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
+    (
+        target.alias("t")
+        .merge(proposed.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
+        .whenMatchedUpdate(
+            condition="size(array_except(s.sources, t.sources)) > 0",
+            set={"sources": "array_sort(array_union(t.sources, s.sources))"},
+        )
+        .whenNotMatchedInsert(
+            values={"file_a": "s.file_a", "file_b": "s.file_b", "sources": "s.sources", "verified": "false"}
+        )
+        .execute()
+    )
+
+
+def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:
+    rows = oversized.withColumn("run_id", F.lit(run_id))
+    tables.ensure(spark, warehouse, "oversized_buckets", rows.schema)
+    tables.replace_where(rows, warehouse, "oversized_buckets", f"run_id = {tables.sql_string(run_id)}")
+    for bucket in tables.read(spark, warehouse, "oversized_buckets").where(F.col("run_id") == run_id).collect():
+        log.warning(
+            "candidates: %s band %d holds %d files; paired as a star around file %d",
+            bucket.source,
+            bucket.band,
+            bucket.size,
+            bucket.hub,
+        )
 
 
 def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, run: RunLog) -> None:
+    """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
     with run.stage("pairs") as stats:
-        candidates = tables.read(spark, warehouse, "candidates")
+        todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
+        todo = todo.persist()
+        count = stats.rows_in = todo.count()
         features = live_features(spark, warehouse).select("file_id", *_SIDE_COLUMNS)
         side_a = features.select([F.col(c).alias(f"a_{c}") for c in features.columns])
         side_b = features.select([F.col(c).alias(f"b_{c}") for c in features.columns])
         joined = (
-            candidates.join(side_a, F.col("file_a") == F.col("a_file_id"))
+            todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
             .join(side_b, F.col("file_b") == F.col("b_file_id"))
             .drop("a_file_id", "b_file_id")
         )
-        count = candidates.count()
-        stats.rows_in = count
         partitions = max(1, math.ceil(count / settings.pairs_per_task))
         log.info("pairs: verifying %d candidate pairs in %d tasks", count, partitions)
         params = settings.verify
         verified = joined.repartition(partitions).mapInArrow(
             lambda batches: verify_batches(batches, params), from_arrow_schema(PAIR_SCHEMA)
         )
-        tables.overwrite(verified.withColumn("run_id", F.lit(run.run_id)), warehouse, "pairs")
+        edges = verified.withColumn("run_id", F.lit(run.run_id))
+        target = tables.ensure(spark, warehouse, "pairs", edges.schema)
+        (
+            target.alias("t")
+            .merge(edges.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b AND t.method = s.method")
+            .whenMatchedUpdateAll()
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        # Mark last: a run killed before this point verifies the same candidates again.
+        (
+            DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
+            .alias("t")
+            .merge(todo.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
+            .whenMatchedUpdate(set={"verified": "true"})
+            .execute()
+        )
         stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+        todo.unpersist()
 
 
 def verify_batches(batches: Iterator[pa.RecordBatch], params: VerifyParams) -> Iterator[pa.RecordBatch]:

@@ -5,6 +5,9 @@ agree on any whole slice land in the same (band, key) bucket and become a candid
 The shuffle groups by bucket, so no index ever sits on the driver. Bands x rows come from
 datasketch's optimal-parameter routine for the configured Jaccard threshold.
 
+The band keys of every file are kept in the `band_index` table, so a nightly run bands
+only its new and changed files and looks their keys up in the index.
+
 A bucket far larger than the rest (thousands of files sharing one slice, e.g. a jingle
 used everywhere) would make a quadratic number of pairs. Buckets above `max_bucket` are
 not expanded: each member is paired with the bucket's smallest file_id only (a star, so
@@ -51,49 +54,50 @@ def band_keys(signature: Column, banding: Banding) -> Column:
     )
 
 
-def banded_pairs(
-    signatures: DataFrame, banding: Banding, *, source: str, max_bucket: int
+def band_rows(signatures: DataFrame, banding: Banding, *, source: str, keep: list[str] = ()) -> DataFrame:
+    """(file_id, *keep, source, band, key): one row per file and LSH bucket. Several windows
+    of a file may share a bucket; the file is in it once."""
+    return (
+        signatures.select("file_id", *keep, F.posexplode(band_keys(F.col("signature"), banding)).alias("band", "key"))
+        .withColumn("source", F.lit(source))
+        .distinct()
+    )
+
+
+def keyed_pairs(
+    rows: DataFrame, keys: list[str], *, max_bucket: int, carry: list[str] = ()
 ) -> tuple[DataFrame, DataFrame]:
-    """Candidate pairs (file_a < file_b, source) from (file_id, signature) rows, and the
-    oversized buckets (source, band, key, size, hub) that were paired as stars."""
-    buckets = (
-        signatures.select(
-            "file_id", F.posexplode(band_keys(F.col("signature"), banding)).alias("band", "key")
-        ).distinct()  # several segments of one file may share a bucket
+    """Pairs of files that share a bucket (equal `keys`), where at least one file is new.
+
+    `rows` holds (file_id, *keys, new) for every indexed file and every new one; only
+    buckets holding a new file are expanded, so a nightly run costs what it adds. The
+    pairs are exactly the pairs with a new file that a run over the whole library would
+    make. Returns (file_a, file_b, *carry) with file_a < file_b (`carry` are key columns
+    kept, e.g. the signature source), and the oversized buckets (*keys, size, hub) that
+    were paired as stars around their smallest file.
+    """
+    sizes = (
+        rows.groupBy(*keys)
+        .agg(
+            F.count("*").alias("size"),
+            F.min("file_id").alias("hub"),
+            F.max(F.col("new").cast("int")).alias("touched"),
+            F.min(F.when(F.col("new"), F.col("file_id"))).alias("first_new"),
+        )
+        .where("touched = 1 AND size >= 2")
     )
-    sizes = buckets.groupBy("band", "key").agg(F.count("*").alias("size"), F.min("file_id").alias("hub"))
-    sized = buckets.join(sizes.where("size >= 2"), ["band", "key"])
-    normal = sized.where(F.col("size") <= max_bucket).select("band", "key", "file_id")
-    left, right = normal.alias("l"), normal.alias("r")
+    members = rows.join(sizes, keys)
+    small = members.where(F.col("size") <= max_bucket).select(*keys, "file_id", "new")
+    left, right = small.alias("l"), small.alias("r")
     expanded = (
-        left.join(right, ["band", "key"])
-        .where(F.col("l.file_id") < F.col("r.file_id"))
-        .select(F.col("l.file_id").alias("file_a"), F.col("r.file_id").alias("file_b"))
+        left.join(right, keys)
+        .where((F.col("l.file_id") < F.col("r.file_id")) & (F.col("l.new") | F.col("r.new")))
+        .select(F.col("l.file_id").alias("file_a"), F.col("r.file_id").alias("file_b"), *carry)
     )
-    stars = sized.where((F.col("size") > max_bucket) & (F.col("file_id") != F.col("hub"))).select(
-        F.col("hub").alias("file_a"), F.col("file_id").alias("file_b")
-    )
-    pairs = expanded.unionByName(stars).distinct().withColumn("source", F.lit(source))
-    oversized = sizes.where(F.col("size") > max_bucket).select(
-        F.lit(source).alias("source"), "band", "key", "size", "hub"
-    )
-    return pairs, oversized
-
-
-def exact_pairs(files: DataFrame, digest: str, *, source: str, max_bucket: int) -> DataFrame:
-    """Pairs of files with the same digest; groups above max_bucket become stars."""
-    groups = (
-        files.where(F.col(digest).isNotNull())
-        .groupBy(digest)
-        .agg(F.sort_array(F.collect_set("file_id")).alias("members"))
-    )
-    small = groups.where(F.size("members").between(2, max_bucket))
-    all_pairs = (
-        small.select(F.explode("members").alias("file_a"), "members")
-        .select("file_a", F.explode("members").alias("file_b"))
-        .where(F.col("file_a") < F.col("file_b"))
-    )
-    stars = groups.where(F.size("members") > max_bucket).select(
-        F.col("members")[0].alias("file_a"), F.explode(F.expr("slice(members, 2, size(members) - 1)")).alias("file_b")
-    )
-    return all_pairs.unionByName(stars).withColumn("source", F.lit(source))
+    stars = members.where(
+        (F.col("size") > max_bucket)
+        & (F.col("file_id") != F.col("hub"))
+        & (F.col("new") | (F.col("hub") == F.col("first_new")))
+    ).select(F.col("hub").alias("file_a"), F.col("file_id").alias("file_b"), *carry)
+    oversized = sizes.where(F.col("size") > max_bucket).select(*keys, "size", "hub")
+    return expanded.unionByName(stars).distinct(), oversized

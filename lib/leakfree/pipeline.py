@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from leakfree import storage, tables
+from leakfree import lock, storage, tables
 from leakfree.audit import audit_assignment, match_entries, read_assignment
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
@@ -127,7 +127,11 @@ def run_stages(
     """Run the named stages (in pipeline order) as one recorded run; returns its id."""
     if need_library and not cfg.library.roots:
         raise ConfigError("no library roots: give --library PATH or set library.roots in the config")
-    with recorded_run(spark, cfg, command, run_id) as run:
+    run_id = run_id or new_run_id()
+    with (
+        lock.exclusive(cfg.warehouse.path, run_id, stale_after_s=cfg.warehouse.lock_stale_after_s),
+        recorded_run(spark, cfg, command, run_id) as run,
+    ):
         for name in STAGES:
             if name in names:
                 STAGES[name](spark, cfg, run)

@@ -16,6 +16,7 @@ from pyspark.sql.types import (
     ArrayType,
     DoubleType,
     LongType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -45,6 +46,7 @@ RUNS_SCHEMA = StructType(
         StructField("ended_at", TimestampType(), True),
         StructField("config_digest", StringType(), True),
         StructField("stages", ArrayType(STAGE_SCHEMA), True),
+        StructField("changes", MapType(StringType(), LongType()), True),
     ]
 )
 ERRORS_SCHEMA = StructType(
@@ -84,6 +86,8 @@ class RunLog:
     config_digest: str
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     stages: list[StageStats] = field(default_factory=list)
+    # What the run found and did: new_files, changed_files, deleted_files, moved_files.
+    changes: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
         tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
@@ -137,12 +141,14 @@ class RunLog:
             ended_at=ended_at,
             config_digest=self.config_digest,
             stages=[Row(**asdict(s)) for s in self.stages],
+            changes=dict(self.changes),
         )
         source = self.spark.createDataFrame([row], RUNS_SCHEMA)
         target = tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
         (
             target.alias("t")
             .merge(source.alias("s"), "t.run_id = s.run_id")
+            .withSchemaEvolution()
             .whenMatchedUpdateAll()
             .whenNotMatchedInsertAll()
             .execute()

@@ -223,6 +223,7 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
         )
         _merge_splits(spark, warehouse, result, run.run_id)
         _record_moves(spark, warehouse, moves, run.run_id)
+        run.changes["moved_files"] = len({m[0] for m in moves})
         shares, off_target = balance(rows, assignment, settings)
         warnings += off_target
         _record_balance(spark, warehouse, shares, warnings, run.run_id)

@@ -11,6 +11,8 @@ from leakfree import tables
 def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str | None = None) -> str:
     run = tables.read(spark, warehouse, "runs").where(F.col("run_id") == run_id).first()
     lines = [f"run {run_id}: {run.status}", f"tables in {tables.table_path(warehouse, '')}"]
+    if run.changes:
+        lines.append("found: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(run.changes.items())))
     for stage in run.stages:
         lines.append(
             f"  {stage.stage:<10} {stage.rows_in:>8} in {stage.rows_out:>8} out "

@@ -16,6 +16,7 @@ TABLES = (
     "errors",
     "catalog",
     "features",
+    "band_index",
     "candidates",
     "oversized_buckets",
     "pairs",
@@ -52,6 +53,11 @@ def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -
 def replace_where(df: DataFrame, warehouse: str, name: str, condition: str) -> None:
     """Swap the rows matching `condition` for `df` in one commit, so a rerun never doubles them."""
     (df.write.format("delta").mode("overwrite").option("replaceWhere", condition).save(table_path(warehouse, name)))
+
+
+def append(df: DataFrame, warehouse: str, name: str) -> None:
+    """Add rows in one commit."""
+    df.write.format("delta").mode("append").save(table_path(warehouse, name))
 
 
 def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
