@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
+
 from leakfree import tables
 from leakfree.config import Config
 from leakfree.pipeline import run_stages

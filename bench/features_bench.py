@@ -21,6 +21,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
+
 from leakfree.config import Config
 from leakfree.decode import decode_mono
 from leakfree.demo import MP3_128K, SOUNDS, VORBIS_Q2, write_audio

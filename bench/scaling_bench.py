@@ -29,6 +29,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results
+
 from leakfree import tables
 from leakfree.config import Config
 from leakfree.dedup import build_candidates, build_pairs

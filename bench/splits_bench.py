@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
+
 from leakfree import tables
 from leakfree.config import Config
 from leakfree.pipeline import STAGES, run_stages

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from leakfree.config import Config
 from leakfree.demo import SOUNDS, write_audio
 

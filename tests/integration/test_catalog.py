@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 import soundfile as sf
+
 from leakfree import tables
 from leakfree.pipeline import run_stages
-
 from tests.conftest import running_as_root
 
 pytestmark = pytest.mark.integration

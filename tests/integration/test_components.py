@@ -7,6 +7,7 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from leakfree.components import component_labels, oriented
 
 pytestmark = pytest.mark.integration

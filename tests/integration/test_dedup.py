@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
 from leakfree.pipeline import run_stages

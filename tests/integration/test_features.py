@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+
 from leakfree import tables
 from leakfree.demo import write_audio
 from leakfree.pipeline import run_stages
-
 from tests.conftest import tone
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 import pytest
+
 from leakfree import tables
 from leakfree.demo import MP3_128K, SOUNDS, write_audio
 from leakfree.pipeline import STAGES, run_stages
-
 from tests.conftest import running_as_root
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+
 from leakfree import tables
 from leakfree.audit import match_entries, read_assignment
 from leakfree.demo import write_audio, write_demo_library
@@ -168,6 +169,8 @@ def test_growing_the_library_moves_nothing_and_merges_are_logged(spark, demo, fi
     bridge = np.concatenate([a.mean(axis=1), np.zeros(rate // 2), b.mean(axis=1)])
     sf.write(lib / "new" / "bridge.wav", bridge, rate)  # new evidence joins a train and a test group
 
+    deleted = next(p for p in catalog if p.startswith("variants/"))
+    (lib / deleted).unlink()  # and one file goes away
     run_stages(spark, cfg, list(STAGES), command="test", run_id="grown")
 
     after = current_splits(spark, cfg)
@@ -184,6 +187,11 @@ def test_growing_the_library_moves_nothing_and_merges_are_logged(spark, demo, fi
     assert (ids[in_train] in moved) != (ids[in_test] in moved)
     own = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree' AND kind = 'duplicate'").collect()
     assert sum(r.leaking_files for r in own) == 0
+    retired = {r.rel_path: r.retired for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    assert retired[deleted] is True  # retired, not erased
+    run = tables.read(spark, cfg.warehouse.path, "runs").where("run_id = 'grown'").first()
+    assert run.changes["new_files"] == 6 and run.changes["deleted_files"] == 1
+    assert run.changes["moved_files"] == len(moved)
 
 
 @pytest.mark.browser
@@ -220,3 +228,42 @@ def test_report_renders_in_headless_chromium(demo, first_run, tmp_path):
     assert dom.count("<audio") >= 2
     assert "<title>leakfree report first</title>" in dom  # no script ran to change it
     assert "&lt;script&gt;document.title" in dom  # the hostile caption is shown as text
+
+
+def partition(spark, warehouse: str) -> set[frozenset[str]]:
+    rel = {r.file_id: r.rel_path for r in tables.read(spark, warehouse, "catalog").collect()}
+    members = defaultdict(set)
+    for g in tables.read(spark, warehouse, "groups").collect():
+        members[g.group_id].add(rel[g.file_id])
+    return {frozenset(m) for m in members.values()}
+
+
+def test_incremental_runs_equal_a_full_run_on_the_final_library(spark, demo, first_run):
+    import dataclasses
+
+    cfg = demo["cfg"]
+    fresh = cfg.replace(warehouse=dataclasses.replace(cfg.warehouse, path=str(demo["root"] / "fresh")))
+    run_stages(spark, fresh, ["catalog", "features", "candidates", "pairs", "groups"], command="test", run_id="fresh")
+    assert partition(spark, fresh.warehouse.path) == partition(spark, cfg.warehouse.path)
+    edges = {
+        name: {(r.file_a, r.file_b, r.method) for r in tables.read(spark, c.warehouse.path, "pairs").collect()}
+        for name, c in (("incremental", cfg), ("full", fresh))
+    }
+    assert edges["incremental"] == edges["full"]
+
+
+def test_a_second_run_with_nothing_new_changes_nothing(spark, demo, first_run):
+    cfg = demo["cfg"]
+    before = {
+        name: sorted(map(tuple, tables.read(spark, cfg.warehouse.path, name).drop("run_id").collect()))
+        for name in ("pairs", "groups", "splits")
+    }
+    run_stages(spark, cfg, list(STAGES), command="test", run_id="again")
+    after = {
+        name: sorted(map(tuple, tables.read(spark, cfg.warehouse.path, name).drop("run_id").collect()))
+        for name in ("pairs", "groups", "splits")
+    }
+    assert after["pairs"] == before["pairs"] and after["groups"] == before["groups"]
+    assert [r[:4] for r in after["splits"]] == [r[:4] for r in before["splits"]]
+    run = tables.read(spark, cfg.warehouse.path, "runs").where("run_id = 'again'").first()
+    assert run.changes == {"new_files": 0, "changed_files": 0, "deleted_files": 0, "moved_files": 0}

@@ -3,6 +3,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+
 from leakfree.cli import is_read_only, to_toml
 from leakfree.config import Config
 

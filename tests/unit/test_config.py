@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from leakfree.config import Config, ConfigError, parse_override
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from leakfree.containers import ogg_shortfall, wav_shortfall
 from leakfree.demo import write_audio
-
 from tests.conftest import tone
 
 

@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
+
 from leakfree.decode import read_info
 from leakfree.demo import write_audio
 from leakfree.errors import AudioError
-
 from tests.conftest import tone
 
 LIMITS = {"max_sample_rate": 768000, "max_channels": 64}
@@ -60,6 +60,7 @@ def test_absurd_header_is_invalid(tmp_path):
 
 def test_pcm_digest_is_the_same_across_lossless_containers(tmp_path):
     import soundfile as sf
+
     from leakfree.decode import decode_mono
 
     x = (np.stack([tone("bell", 1.0), tone("sweep", 1.0)], axis=1) * 32767).astype(np.int16)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from leakfree.config import Config
 from leakfree.decode import decode_mono
 from leakfree.demo import MP3_128K, VORBIS_Q2, add_noise, beeps, bell, engine, resample, write_audio

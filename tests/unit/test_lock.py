@@ -11,9 +11,9 @@ from leakfree.lock import Owner, WarehouseBusy, exclusive
 
 
 def test_a_second_run_stops_at_once_with_a_clear_message(tmp_path):
-    with exclusive(str(tmp_path), "night-1"):
-        with pytest.raises(WarehouseBusy, match=r"in use by run night-1 \(pid \d+ on "), exclusive(str(tmp_path), "x"):
-            pass
+    busy = pytest.raises(WarehouseBusy, match=r"in use by run night-1 \(pid \d+ on ")
+    with exclusive(str(tmp_path), "night-1"), busy, exclusive(str(tmp_path), "x"):
+        pass
     assert not (tmp_path / "_lock").exists()
     with exclusive(str(tmp_path), "night-2"):  # free again once released
         assert json.loads((tmp_path / "_lock").read_text())["run_id"] == "night-2"

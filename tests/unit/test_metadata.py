@@ -5,6 +5,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from leakfree.metadata import MetadataError, read_sidecar
 
 RESERVED = frozenset({"size", "frames"})

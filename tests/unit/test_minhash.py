@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 from datasketch import MinHash
+
 from leakfree.minhash import MinHasher, caption_shingles, from_bytes, jaccard_estimate, window_spans
 
 

@@ -6,6 +6,7 @@ import random
 from collections import Counter, namedtuple
 
 import pytest
+
 from leakfree.config import Config, SplitsConfig
 from leakfree.splits import EXCLUDED, Group, assign, balance, place_groups, resolve_group
 

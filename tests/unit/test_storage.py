@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pyarrow.fs as pafs
+
 from leakfree import storage
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from leakfree.config import Config
 from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
