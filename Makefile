@@ -16,7 +16,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 # librosa compiles with numba on first use; cache the machine code between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: help setup jars run test browser check bench clean
+.PHONY: help setup jars run test test-cluster browser check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,7 +54,12 @@ bench: setup ## benchmarks (quality and speed on ../shared/corpus, scaling); res
 	command -v fpcalc >/dev/null || apt-get install -y libchromaprint-tools
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/dedup_bench.py
+	$(BIN)/python bench/splits_bench.py
+	$(BIN)/python bench/rescan_bench.py
 	$(BIN)/python bench/scaling_bench.py
+
+test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
+	$(BIN)/pytest -m cluster tests/cluster
 
 check: setup ## lint
 	$(BIN)/ruff check lib jobs tests bench

@@ -92,6 +92,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
         dropped = drop_stale(spark, warehouse, live)
+        tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         index = tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA).toDF()
         indexed = index.select("file_id", "content_sha256").distinct()
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
@@ -107,6 +108,10 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.bands,
             caption.rows,
         )
+        if stats.rows_in == 0:
+            pending.unpersist()
+            stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+            return  # nothing new: the index and the candidates stand
         new_keys = _band_rows(pending, audio, caption).persist()
         rows = (
             index.where(F.col("source") != NO_SIGNATURE)
@@ -196,7 +201,9 @@ def _merge_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) 
 
 
 def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:
-    rows = oversized.withColumn("run_id", F.lit(run_id))
+    rows = oversized.withColumn("run_id", F.lit(run_id)).persist()
+    if rows.isEmpty() and tables.exists(spark, warehouse, "oversized_buckets"):
+        return
     tables.ensure(spark, warehouse, "oversized_buckets", rows.schema)
     tables.replace_where(rows, warehouse, "oversized_buckets", f"run_id = {tables.sql_string(run_id)}")
     for bucket in tables.read(spark, warehouse, "oversized_buckets").where(F.col("run_id") == run_id).collect():
@@ -212,6 +219,7 @@ def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame,
 def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, run: RunLog) -> None:
     """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
     with run.stage("pairs") as stats:
+        tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
         todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
         todo = todo.persist()
         count = stats.rows_in = todo.count()
@@ -223,6 +231,10 @@ def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, r
             .join(side_b, F.col("file_b") == F.col("b_file_id"))
             .drop("a_file_id", "b_file_id")
         )
+        if count == 0:
+            todo.unpersist()
+            stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+            return
         partitions = max(1, math.ceil(count / settings.pairs_per_task))
         log.info("pairs: verifying %d candidate pairs in %d tasks", count, partitions)
         params = settings.verify

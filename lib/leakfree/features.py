@@ -152,7 +152,8 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             .persist()
         )
         good = results.where("error_class IS NULL").select(*FEATURES_SCHEMA.names)
-        _merge_features(spark, warehouse, good)
+        if pending:
+            _merge_features(spark, warehouse, good)
         stats.errors = run.record_errors(
             "features", results.where("error_class IS NOT NULL").select("path", "file_id", "error_class", "message")
         )

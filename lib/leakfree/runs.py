@@ -128,8 +128,11 @@ class RunLog:
             F.col("message").cast("string"),
         )
         condition = f"run_id = {tables.sql_string(self.run_id)} AND stage = {tables.sql_string(stage)}"
+        recorded = tables.read(self.spark, self.warehouse, "errors").where(condition)
+        if rows.isEmpty() and recorded.isEmpty():
+            return 0  # nothing to write: no empty commit
         tables.replace_where(rows, self.warehouse, "errors", condition)
-        return tables.read(self.spark, self.warehouse, "errors").where(condition).count()
+        return recorded.count()
 
     def _write(self, status: str, message: str | None, ended_at: datetime | None) -> None:
         row = Row(
