@@ -16,7 +16,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 # librosa compiles with numba on first use; cache the machine code between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: help setup jars run test test-cluster browser check bench clean
+.PHONY: help setup jars run test test-cluster test-faults browser check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench: setup ## benchmarks (quality and speed on ../shared/corpus, scaling); res
 
 test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
 	$(BIN)/pytest -m cluster tests/cluster
+
+test-faults: setup ## kill a run with SIGKILL in every stage, rerun, compare with an undisturbed run
+	$(BIN)/pytest -m faults tests/integration/test_reliability.py
 
 check: setup ## lint
 	$(BIN)/ruff check lib jobs tests bench

@@ -229,3 +229,22 @@ def test_killed_runs_resume_to_the_same_tables_on_one_executor_in_another_order(
     assert snapshot(spark, str(warehouse), str(zoo["lib"])) == reference
     runs = tables.read(spark, str(warehouse), "runs").collect()
     assert [(r.run_id, r.status) for r in runs] == [("cli", "succeeded")]
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_sigkill_in_each_stage(spark, zoo, reference, stage):
+    """The full sweep (make test-faults): killed in `stage`, then rerun to the end."""
+    warehouse = zoo["root"] / f"warehouse-killed-{stage}"
+    args = cli_args(zoo, warehouse, "local[2]")
+    proc = leakfree(*args, start_new_session=True)
+    for line in proc.stderr:
+        if f"{stage}: started" in line:
+            time.sleep(1.0)
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    rerun = leakfree(*args)
+    _, err = rerun.communicate(timeout=900)
+    assert rerun.returncode == 0, err[-3000:]
+    assert snapshot(spark, str(warehouse), str(zoo["lib"])) == reference
