@@ -152,7 +152,7 @@ def build_catalog(
             current = current.join(meta, "path", "left")
 
         run.changes.update(_changes(listed, known, read_ok))
-        _merge_catalog(spark, warehouse, current, run.run_id)
+        tables.merge_snapshot(current, warehouse, "catalog", run_id=run.run_id, first_run_column="first_seen_run")
         problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
         errors = probed.where("error_class IS NOT NULL").select("path", "error_class", "message")
         if problems:
@@ -192,28 +192,3 @@ def _changes(listed: DataFrame, known: DataFrame, read_ok: DataFrame) -> dict[st
         "changed_files": read.where("before IS NOT NULL AND before != content_sha256").count(),
         "deleted_files": known.join(listed.select("path"), "path", "left_anti").count(),
     }
-
-
-def _merge_catalog(spark: SparkSession, warehouse: str, current: DataFrame, run_id: str) -> None:
-    """One MERGE: insert new files, update changed ones, retire the vanished."""
-    run = F.lit(run_id)
-    source = current.withColumns({"first_seen_run": run, "updated_run": run, "retired": F.lit(False)})
-    if not tables.exists(spark, warehouse, "catalog"):
-        tables.overwrite(source, warehouse, "catalog")
-        return
-    target = tables.ensure(spark, warehouse, "catalog", source.schema)
-    compared = [c for c in current.columns if c != "file_id"]
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) + " OR t.retired"
-    update = {f"`{c}`": f"s.`{c}`" for c in compared}
-    update.update({"updated_run": "s.updated_run", "retired": "false"})
-    (
-        target.alias("t")
-        .merge(source.alias("s"), "t.file_id = s.file_id")
-        .withSchemaEvolution()
-        .whenMatchedUpdate(condition=changed, set=update)
-        .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceUpdate(
-            condition="NOT t.retired", set={"retired": "true", "updated_run": tables.sql_string(run_id)}
-        )
-        .execute()
-    )

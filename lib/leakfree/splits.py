@@ -221,7 +221,7 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
             [(r.file_id, r.path, r.group_id, assignment[r.file_id], r.stratum) for r in rows],
             "file_id bigint, path string, group_id bigint, split string, stratum string",
         )
-        _merge_splits(spark, warehouse, result, run.run_id)
+        tables.merge_snapshot(result, warehouse, "splits", run_id=run.run_id, first_run_column="assigned_run")
         _record_moves(spark, warehouse, moves, run.run_id)
         run.changes["moved_files"] = len({m[0] for m in moves})
         shares, off_target = balance(rows, assignment, settings)
@@ -299,36 +299,6 @@ def _previous(spark: SparkSession, warehouse: str) -> DataFrame:
         return spark.createDataFrame([], "file_id bigint, previous string")
     return (
         tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", F.col("split").alias("previous"))
-    )
-
-
-def _merge_splits(spark: SparkSession, warehouse: str, result: DataFrame, run_id: str) -> None:
-    run = F.lit(run_id)
-    source = result.withColumns({"assigned_run": run, "updated_run": run, "retired": F.lit(False)})
-    if not tables.exists(spark, warehouse, "splits"):
-        tables.overwrite(source, warehouse, "splits")
-        return
-    changed = "NOT (t.split <=> s.split) OR NOT (t.group_id <=> s.group_id) OR NOT (t.path <=> s.path) OR t.retired"
-    (
-        tables.ensure(spark, warehouse, "splits", source.schema)
-        .alias("t")
-        .merge(source.alias("s"), "t.file_id = s.file_id")
-        .whenMatchedUpdate(
-            condition=changed,
-            set={
-                "split": "s.split",
-                "group_id": "s.group_id",
-                "path": "s.path",
-                "stratum": "s.stratum",
-                "updated_run": "s.updated_run",
-                "retired": "false",
-            },
-        )
-        .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceUpdate(
-            condition="NOT t.retired", set={"retired": "true", "updated_run": tables.sql_string(run_id)}
-        )
-        .execute()
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from leakfree import storage
@@ -64,6 +65,34 @@ def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
     """Replace the whole table in one commit; history keeps the previous versions."""
     (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_path(warehouse, name)))
     register(df.sparkSession, warehouse, [name])
+
+
+def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str, first_run_column: str) -> None:
+    """Merge the current state of every live row (keyed by file_id) into `name` in one
+    commit: new rows are inserted, rows whose values changed (or that come back) updated,
+    and rows missing from `current` marked retired, not deleted, so history keeps them.
+    Rows carry the run that first wrote them, the run that last changed them and `retired`."""
+    run = F.lit(run_id)
+    source = current.withColumns({first_run_column: run, "updated_run": run, "retired": F.lit(False)})
+    spark = current.sparkSession
+    if not exists(spark, warehouse, name):
+        overwrite(source, warehouse, name)
+        return
+    compared = [c for c in current.columns if c != "file_id"]
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) + " OR t.retired"
+    update = {f"`{c}`": f"s.`{c}`" for c in compared} | {"updated_run": "s.updated_run", "retired": "false"}
+    (
+        ensure(spark, warehouse, name, source.schema)
+        .alias("t")
+        .merge(source.alias("s"), "t.file_id = s.file_id")
+        .withSchemaEvolution()
+        .whenMatchedUpdate(condition=changed, set=update)
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceUpdate(
+            condition="NOT t.retired", set={"retired": "true", "updated_run": sql_string(run_id)}
+        )
+        .execute()
+    )
 
 
 def register(spark: SparkSession, warehouse: str, names: Iterable[str] = TABLES) -> list[str]:
