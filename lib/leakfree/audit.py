@@ -29,6 +29,7 @@ from leakfree.components import component_labels, oriented
 from leakfree.config import GroupsConfig
 from leakfree.errors import LeakfreeError
 from leakfree.grouping import setup_edges
+from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
 
@@ -198,3 +199,27 @@ def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -
         ),
     )
     return ranked.where("rank = 1").drop("rank")
+
+
+def build_audit(
+    spark: SparkSession, *, inputs: tuple[str, ...], groups: GroupsConfig, warehouse: str, run: RunLog
+) -> None:
+    """Audit leakfree's own splits, and the configured existing assignment if any."""
+    with run.stage("audit") as stats:
+        catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
+        own = tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", "split")
+        audits = [("leakfree", own)]
+        if inputs:
+            assignment = read_assignment(list(inputs))
+            matched, missing = match_entries(spark, assignment, catalog)
+            if missing:
+                log.warning(
+                    "audit: %d entries of %s match no file, e.g. %s", len(missing), assignment.name, missing[:3]
+                )
+            audits.append((assignment.name, matched))
+        for name, assigned in audits:
+            rows = audit_assignment(
+                spark, assigned=assigned, name=name, warehouse=warehouse, settings=groups, run_id=run.run_id
+            )
+            stats.rows_in += assigned.count()
+            stats.rows_out += sum(r.leaking_files for r in rows)

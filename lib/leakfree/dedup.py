@@ -242,14 +242,7 @@ def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, r
             lambda batches: verify_batches(batches, params), from_arrow_schema(PAIR_SCHEMA)
         )
         edges = verified.withColumn("run_id", F.lit(run.run_id))
-        target = tables.ensure(spark, warehouse, "pairs", edges.schema)
-        (
-            target.alias("t")
-            .merge(edges.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b AND t.method = s.method")
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        tables.upsert(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
         # Mark last: a run killed before this point verifies the same candidates again.
         (
             DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))

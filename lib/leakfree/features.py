@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -153,23 +153,9 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
         )
         good = results.where("error_class IS NULL").select(*FEATURES_SCHEMA.names)
         if pending:
-            _merge_features(spark, warehouse, good)
+            tables.upsert(good, warehouse, "features", ["file_id"])
         stats.errors = run.record_errors(
             "features", results.where("error_class IS NOT NULL").select("path", "file_id", "error_class", "message")
         )
         stats.rows_out = good.count()
         results.unpersist()
-
-
-def _merge_features(spark: SparkSession, warehouse: str, rows: DataFrame) -> None:
-    if not tables.exists(spark, warehouse, "features"):
-        tables.overwrite(rows, warehouse, "features")
-        return
-    target = tables.ensure(spark, warehouse, "features", rows.schema)
-    (
-        target.alias("t")
-        .merge(rows.alias("s"), "t.file_id = s.file_id")
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )

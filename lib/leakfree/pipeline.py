@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from leakfree import lock, storage, tables
-from leakfree.audit import audit_assignment, match_entries, read_assignment
+from leakfree.audit import build_audit
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
 from leakfree.dedup import build_candidates, build_pairs
@@ -49,30 +49,7 @@ def splits_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    """Audit leakfree's own splits, and every configured existing assignment."""
-    with run.stage("audit") as stats:
-        catalog = tables.read(spark, cfg.warehouse.path, "catalog").where("NOT retired")
-        own = tables.read(spark, cfg.warehouse.path, "splits").where("NOT retired").select("file_id", "split")
-        audits = [("leakfree", own)]
-        if cfg.audit.inputs:
-            assignment = read_assignment(list(cfg.audit.inputs))
-            matched, missing = match_entries(spark, assignment, catalog)
-            if missing:
-                log.warning(
-                    "audit: %d entries of %s match no file, e.g. %s", len(missing), assignment.name, missing[:3]
-                )
-            audits.append((assignment.name, matched))
-        for name, assigned in audits:
-            rows = audit_assignment(
-                spark,
-                assigned=assigned,
-                name=name,
-                warehouse=cfg.warehouse.path,
-                settings=cfg.groups,
-                run_id=run.run_id,
-            )
-            stats.rows_in += assigned.count()
-            stats.rows_out += sum(r.leaking_files for r in rows)
+    build_audit(spark, inputs=cfg.audit.inputs, groups=cfg.groups, warehouse=cfg.warehouse.path, run=run)
 
 
 def report_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:

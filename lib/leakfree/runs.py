@@ -146,13 +146,4 @@ class RunLog:
             stages=[Row(**asdict(s)) for s in self.stages],
             changes=dict(self.changes),
         )
-        source = self.spark.createDataFrame([row], RUNS_SCHEMA)
-        target = tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
-        (
-            target.alias("t")
-            .merge(source.alias("s"), "t.run_id = s.run_id")
-            .withSchemaEvolution()
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])

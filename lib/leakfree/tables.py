@@ -67,6 +67,24 @@ def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
     register(df.sparkSession, warehouse, [name])
 
 
+def upsert(df: DataFrame, warehouse: str, name: str, keys: list[str]) -> None:
+    """Insert or replace the rows of `df` by `keys`, in one commit (rerunning it changes nothing)."""
+    spark = df.sparkSession
+    if not exists(spark, warehouse, name):
+        overwrite(df, warehouse, name)
+        return
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+    (
+        ensure(spark, warehouse, name, df.schema)
+        .alias("t")
+        .merge(df.alias("s"), on)
+        .withSchemaEvolution()
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
 def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str, first_run_column: str) -> None:
     """Merge the current state of every live row (keyed by file_id) into `name` in one
     commit: new rows are inserted, rows whose values changed (or that come back) updated,
