@@ -89,3 +89,26 @@ def test_decode_mono_resamples_downmixes_and_caps(tmp_path):
     expected = (x[:, 0] + x[:, 1]) / 2
     ratio = np.std(whole.samples[4000:20000]) / np.std(expected[24000:120000])
     assert ratio == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_two_hour_file_is_decoded_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    import soundfile as sf
+
+    from leakfree.decode import decode_mono
+
+    path = tmp_path / "two_hours.wav"
+    rate, minutes = 8000, 120
+    block = (np.sin(np.arange(rate * 60) * 0.07) * 8000).astype(np.int16)
+    with sf.SoundFile(path, "w", rate, 1, subtype="PCM_16") as out:
+        for _ in range(minutes):
+            out.write(block)
+    tracemalloc.start()
+    decoded = decode_mono(str(path), rate=8000, max_seconds=60)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert decoded.seconds == pytest.approx(minutes * 60) and decoded.capped
+    assert len(decoded.samples) == 60 * rate
+    # The whole file as float32 would take 230 MB; the kept minute and a few blocks do not.
+    assert peak < 40 * 2**20, peak
