@@ -15,7 +15,7 @@ from leakfree.config import Config, ConfigError
 from leakfree.dedup import build_candidates, build_pairs
 from leakfree.features import build_features
 from leakfree.grouping import build_groups
-from leakfree.report import build_report
+from leakfree.report import write_report
 from leakfree.runs import RunLog, new_run_id
 from leakfree.splits import build_splits
 
@@ -53,17 +53,9 @@ def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def report_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    with run.stage("report") as stats:
-        target = build_report(
-            spark,
-            settings=cfg.report,
-            caption_column=cfg.features.caption_column,
-            warehouse=cfg.warehouse.path,
-            run_id=run.run_id,
-        )
-        stats.rows_out = int(target is not None)
-        if target is not None:
-            log.info("report: %s", target)
+    write_report(
+        spark, settings=cfg.report, caption_column=cfg.features.caption_column, warehouse=cfg.warehouse.path, run=run
+    )
 
 
 STAGES: dict[str, Stage] = {

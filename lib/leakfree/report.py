@@ -26,6 +26,7 @@ from leakfree import storage, tables
 from leakfree.config import ReportConfig
 from leakfree.decode import open_audio
 from leakfree.errors import AudioError
+from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
 
@@ -89,6 +90,19 @@ def bar_chart(rows: list[tuple[str, list[tuple[str, float]]]], *, width: int = 5
 
 def report_path(settings: ReportConfig, warehouse: str, run_id: str) -> str:
     return f"{settings.folder or tables.table_path(warehouse, 'reports')}/report-{run_id}.html"
+
+
+def write_report(
+    spark: SparkSession, *, settings: ReportConfig, caption_column: str, warehouse: str, run: RunLog
+) -> None:
+    """The report stage: write the HTML report of this run."""
+    with run.stage("report") as stats:
+        target = build_report(
+            spark, settings=settings, caption_column=caption_column, warehouse=warehouse, run_id=run.run_id
+        )
+        stats.rows_out = int(target is not None)
+        if target is not None:
+            log.info("report: %s", target)
 
 
 def build_report(
