@@ -1,0 +1,29 @@
+"""Bucket pairing in Spark: only pairs with a new file, stars for oversized buckets."""
+
+from __future__ import annotations
+
+import pytest
+
+from leakfree.lsh import keyed_pairs
+
+pytestmark = pytest.mark.integration
+
+
+def pairs(spark, rows, max_bucket):
+    frame = spark.createDataFrame(rows, "file_id bigint, key bigint, new boolean")
+    found, oversized = keyed_pairs(frame, ["key"], max_bucket=max_bucket)
+    return sorted((r.file_a, r.file_b) for r in found.collect()), [(r.key, r.size, r.hub) for r in oversized.collect()]
+
+
+def test_only_pairs_with_a_new_file_are_made(spark):
+    rows = [(1, 7, False), (2, 7, False), (3, 7, True), (4, 8, False), (5, 8, False)]
+    assert pairs(spark, rows, max_bucket=10) == ([(1, 3), (2, 3)], [])
+
+
+def test_an_oversized_bucket_pairs_as_a_star_around_its_smallest_file(spark):
+    everyone_new = [(i, 9, True) for i in (5, 3, 8, 6)]
+    assert pairs(spark, everyone_new, max_bucket=3) == ([(3, 5), (3, 6), (3, 8)], [(9, 4, 3)])
+    one_new = [(5, 9, False), (3, 9, False), (8, 9, False), (6, 9, True)]
+    assert pairs(spark, one_new, max_bucket=3)[0] == [(3, 6)]  # the new file joins the existing hub
+    new_hub = [(5, 9, False), (8, 9, False), (6, 9, False), (2, 9, True)]
+    assert pairs(spark, new_hub, max_bucket=3)[0] == [(2, 5), (2, 6), (2, 8)]  # as a full run would pair them
