@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from leakfree.config import SparkConfig
@@ -26,6 +26,10 @@ def build_session(cfg: SparkConfig) -> SparkSession:
     """A session for local runs or under spark-submit (whose master and JARs then win)."""
     # Workers must run this interpreter, or they miss the venv's packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # spark-submit started a JVM whose system properties hold --master and --jars; a
+        # SparkConf made before connecting to it is a bare Python dict that would not see them.
+        SparkContext._ensure_initialized()
     launched = SparkConf()
     builder = SparkSession.builder.appName(cfg.app_name)
     if not launched.contains("spark.master"):
