@@ -113,12 +113,13 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             return  # nothing new: the index and the candidates stand
         new_keys = _band_rows(pending, audio, caption).persist()
-        rows = (
-            index.where(F.col("source") != NO_SIGNATURE)
-            .select("file_id", "source", "band", "key", F.lit(False).alias("new"))
-            .unionByName(new_keys.select("file_id", "source", "band", "key", F.lit(True).alias("new")))
-        )
         keys = ["source", "band", "key"]
+        # Only buckets a new file falls in can make new pairs: a semi-join on the few new
+        # keys keeps a nightly run from shuffling the whole index.
+        touched = index.join(new_keys.select(*keys).distinct(), keys, "left_semi")
+        rows = touched.select("file_id", "source", "band", "key", F.lit(False).alias("new")).unionByName(
+            new_keys.select("file_id", "source", "band", "key", F.lit(True).alias("new"))
+        )
         banded, oversized = lsh.keyed_pairs(rows, keys, max_bucket=settings.max_bucket, carry=["source"])
         found = [banded]
         files = live.join(pending.select("file_id", F.lit(True).alias("new")), "file_id", "left").fillna(False, ["new"])
