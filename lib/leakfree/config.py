@@ -100,6 +100,8 @@ class SplitsConfig:
     tolerance: float
     merge_policy: str
     frozen: str
+    short_sound_split: str
+    short_sound_s: float
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.ratios) or len(set(self.names)) != len(self.names):
@@ -110,6 +112,13 @@ class SplitsConfig:
             raise ConfigError(f"splits.merge_policy must be 'move_smaller' or 'frozen', got {self.merge_policy!r}")
         if self.merge_policy == "frozen" and self.frozen not in self.names:
             raise ConfigError(f"splits.frozen must name a split ({', '.join(self.names)}), got {self.frozen!r}")
+        if self.short_sound_split and self.short_sound_split not in self.names:
+            raise ConfigError(
+                f"splits.short_sound_split must name a split ({', '.join(self.names)}) or be \"\", "
+                f"got {self.short_sound_split!r}"
+            )
+        if self.merge_policy == "frozen" and self.short_sound_split == self.frozen:
+            raise ConfigError("splits.short_sound_split cannot be the frozen split: it takes no new files")
 
 
 @dataclass(frozen=True)

@@ -210,9 +210,19 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
             if settings.stratify_by and settings.stratify_by in catalog.columns
             else F.lit("")
         )
-        files = catalog.select(
-            "file_id", "path", F.coalesce("duration_s", F.lit(0.0)).alias("seconds"), stratum.alias("stratum")
-        ).join(tables.read(spark, warehouse, "groups").select("file_id", "group_id"), "file_id")
+        active = tables.read(spark, warehouse, "features").select("file_id", "content_sha256", "active_s")
+        files = (
+            catalog.select(
+                "file_id",
+                "content_sha256",
+                "path",
+                F.coalesce("duration_s", F.lit(0.0)).alias("seconds"),
+                stratum.alias("stratum"),
+            )
+            .join(tables.read(spark, warehouse, "groups").select("file_id", "group_id"), "file_id")
+            .join(active, ["file_id", "content_sha256"], "left")
+            .drop("content_sha256")
+        )
         previous = _previous(spark, warehouse)
         rows = files.join(previous, "file_id", "left").collect()
         stats.rows_in = len(rows)
@@ -233,7 +243,8 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
 
 
 def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tuple], list[str]]:
-    """file_id -> split for every row (file_id, group_id, seconds, stratum, previous split)."""
+    """file_id -> split for every row (file_id, group_id, seconds, stratum, previous split,
+    active_s)."""
     members: dict[int, list] = defaultdict(list)
     for r in rows:
         members[r.group_id].append(r)
@@ -247,6 +258,11 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
         )
         moved = {f: to for f, _, to, _ in resolution.moves}
         moves += [(f, frm, to, why, group_id) for f, frm, to, why in resolution.moves]
+        if resolution.split is None and settings.short_sound_split and _shortest(group) < settings.short_sound_s:
+            for r in group:
+                assignment[r.file_id] = settings.short_sound_split
+                already[_stratum(group)].add(settings.short_sound_split, 1, r.seconds)
+            continue
         if resolution.split is None:
             new_groups.append(Group(group_id, len(group), sum(r.seconds for r in group), _stratum(group)))
             continue
@@ -286,6 +302,11 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
         for g, split, share in placement.oversized
     ]
     return assignment, moves, warnings
+
+
+def _shortest(group: list) -> float:
+    """Least active audio of any member (a file without features counts as none)."""
+    return min(r.active_s if r.active_s is not None else 0.0 for r in group)
 
 
 def _stratum(group: list) -> str:

@@ -10,7 +10,7 @@ import pytest
 from leakfree.config import Config, SplitsConfig
 from leakfree.splits import EXCLUDED, Group, assign, balance, place_groups, resolve_group
 
-Row = namedtuple("Row", "file_id group_id seconds stratum previous")
+Row = namedtuple("Row", "file_id group_id seconds stratum previous active_s", defaults=(1.0,))
 NAMES, RATIOS = ("train", "val", "test"), (0.7, 0.15, 0.15)
 
 
@@ -27,7 +27,8 @@ def library(n_groups: int, seed: int, strata: tuple[str, ...] = ("",)) -> list[R
         size = min(8, max(1, int(rng.expovariate(0.7))))
         stratum = rng.choice(strata)
         for _ in range(size):
-            rows.append(Row(next_id, 10_000 + g, rng.uniform(0.2, 30.0), stratum, None))
+            seconds = rng.uniform(0.2, 30.0)
+            rows.append(Row(next_id, 10_000 + g, seconds, stratum, None, seconds))
             next_id += 1
     return rows
 
@@ -99,6 +100,17 @@ def test_new_files_join_their_groups_split_and_new_groups_keep_the_ratios():
     assert moves == []
     files, _ = shares([*grown, *new, joiner], second)["test"]
     assert abs(files - 0.15) <= 0.02
+
+
+@pytest.mark.parametrize("short_split", ["train", "test"])
+def test_groups_with_a_click_too_short_to_fingerprint_go_to_one_split_and_the_rest_rebalance(short_split):
+    rows = library(300, 6)
+    clicks = [Row(50_000 + i, 60_000 + i // 2, 15.0, "", None, 0.03 if i % 2 else 15.0) for i in range(60)]
+    assignment, _, _ = assign([*rows, *clicks], settings(short_sound_split=short_split))
+    assert {assignment[r.file_id] for r in clicks} == {short_split}  # whole groups, the long member too
+    for split, (files, seconds) in shares([*rows, *clicks], assignment).items():
+        target = dict(zip(NAMES, RATIOS, strict=True))[split]
+        assert abs(files - target) <= 0.02 and abs(seconds - target) <= 0.02
 
 
 def test_a_merge_moves_the_smaller_side_and_logs_it():
