@@ -114,7 +114,7 @@ class SplitsConfig:
             raise ConfigError(f"splits.frozen must name a split ({', '.join(self.names)}), got {self.frozen!r}")
         if self.short_sound_split and self.short_sound_split not in self.names:
             raise ConfigError(
-                f"splits.short_sound_split must name a split ({', '.join(self.names)}) or be \"\", "
+                f'splits.short_sound_split must name a split ({", ".join(self.names)}) or be "", '
                 f"got {self.short_sound_split!r}"
             )
         if self.merge_policy == "frozen" and self.short_sound_split == self.frozen:
