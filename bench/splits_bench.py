@@ -85,6 +85,7 @@ def main() -> None:
             "leakfree_share": len(flagged) / len(test_files),
             "flagged_not_in_truth": sorted(flagged - truth_naive),
             "in_truth_not_flagged": sorted(truth_naive - flagged),
+            "setup_leaking": len(audit_flagged(spark, cfg, library, "setup")),
         }
         result["with_setup"] = with_setup_groups(spark, cfg)
         growth = grow(spark, cfg, truth, library, late, work)
@@ -131,10 +132,10 @@ def with_setup_groups(spark, cfg: Config) -> dict:
     return {"groups": len(sizes), "largest_group": largest, "files": sum(r.group_size for r in sizes)}
 
 
-def audit_flagged(spark, cfg: Config, library: Path) -> set[str]:
+def audit_flagged(spark, cfg: Config, library: Path, kind: str = "duplicate") -> set[str]:
     leaks = (
         tables.read(spark, cfg.warehouse.path, "audit_leaks")
-        .where("audit = 'splits_naive.csv' AND kind = 'duplicate' AND split = 'test' AND other_split = 'train'")
+        .where(f"audit = 'splits_naive.csv' AND kind = '{kind}' AND split = 'test' AND other_split = 'train'")
         .join(tables.read(spark, cfg.warehouse.path, "catalog").select("file_id", "path"), "file_id")
         .collect()
     )
@@ -185,6 +186,10 @@ def markdown(full: dict, growth: dict) -> str:
     )
     md += f"\nFlagged by leakfree, not by truth: {naive['flagged_not_in_truth'] or 'none'}\n\n"
     md += f"In truth, not flagged by leakfree: {naive['in_truth_not_flagged'] or 'none'}\n\n"
+    md += (
+        f"Reported apart: {naive['setup_leaking']} of the {naive['test_files']} test files share a recording "
+        "setup (the corpus's `setup` column) with a train file.\n\n"
+    )
     md += "## leakfree's own split\n\n"
     md += f"Truth leaks (test files with a truth duplicate in train): {full['truth_leaks_test_from_train']}; "
     md += f"between any two splits: {full['truth_leaks_any']}: {full['truth_leaking_files']}.\n\n"

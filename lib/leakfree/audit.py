@@ -17,7 +17,7 @@ import csv
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -26,7 +26,7 @@ from pyspark.sql.window import Window
 
 from leakfree import storage, tables
 from leakfree.components import component_labels, oriented
-from leakfree.config import GroupsConfig
+from leakfree.config import AuditConfig, GroupsConfig
 from leakfree.errors import LeakfreeError
 from leakfree.grouping import setup_edges
 from leakfree.runs import RunLog
@@ -202,9 +202,13 @@ def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -
 
 
 def build_audit(
-    spark: SparkSession, *, inputs: tuple[str, ...], groups: GroupsConfig, warehouse: str, run: RunLog
+    spark: SparkSession, *, settings: AuditConfig, groups: GroupsConfig, warehouse: str, run: RunLog
 ) -> None:
     """Audit leakfree's own splits, and the configured existing assignment if any."""
+    inputs = settings.inputs
+    # Setup leaks are audited over the audit's own columns, which may differ from the ones
+    # that join groups (a key too coarse to group by can still be worth reporting).
+    groups = replace(groups, setup_columns=settings.setup_columns)
     with run.stage("audit") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
         own = tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", "split")

@@ -124,6 +124,7 @@ class SplitsConfig:
 @dataclass(frozen=True)
 class AuditConfig:
     inputs: tuple[str, ...]
+    setup_columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def splits_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_audit(spark, inputs=cfg.audit.inputs, groups=cfg.groups, warehouse=cfg.warehouse.path, run=run)
+    build_audit(spark, settings=cfg.audit, groups=cfg.groups, warehouse=cfg.warehouse.path, run=run)
 
 
 def report_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:

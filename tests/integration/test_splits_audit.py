@@ -105,6 +105,10 @@ def test_audit_of_a_naive_split_finds_its_leaks(spark, demo, first_run):
     assert found.split_files == sum(1 for s in naive.values() if s == "test")
     leaks = tables.read(spark, cfg.warehouse.path, "audit_leaks").where("audit = 'naive.csv'")
     assert leaks.where("kind = 'duplicate' AND method IS NOT NULL").count() > 0  # with the pair's evidence
+    setup = {row["path"]: row["setup"] for row in csv.DictReader((demo["lib"] / "metadata.csv").open())}
+    train_setups = {setup[p] for p, s in naive.items() if s == "train"}
+    shared = sum(1 for p, s in naive.items() if s == "test" and setup[p] in train_setups)
+    assert shared > 0 and rows[("setup", "train", "test")].leaking_files == shared  # reported apart
 
 
 def test_external_lists_match_catalogued_files(spark, demo, first_run, tmp_path):
