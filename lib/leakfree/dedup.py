@@ -187,13 +187,11 @@ def drop_stale(spark: SparkSession, warehouse: str, live: DataFrame) -> int:
 
 def _merge_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) -> None:
     target = tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
+    # Insert-only (Delta then rewrites no file): every proposed pair holds a file banded in
+    # this run, so a pair already there comes from a killed run proposing the same sources.
     (
         target.alias("t")
         .merge(proposed.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
-        .whenMatchedUpdate(
-            condition="size(array_except(s.sources, t.sources)) > 0",
-            set={"sources": "array_sort(array_union(t.sources, s.sources))"},
-        )
         .whenNotMatchedInsert(
             values={"file_a": "s.file_a", "file_b": "s.file_b", "sources": "s.sources", "verified": "false"}
         )

@@ -106,8 +106,9 @@ class RunLog:
         began = time.perf_counter()
         yield stats
         stats.seconds = round(time.perf_counter() - began, 3)
+        # Kept in memory and written with the run's end (a Delta commit per stage would cost a
+        # nightly run more than most of its stages); the log shows progress meanwhile.
         self.stages = [s for s in self.stages if s.stage != name] + [stats]
-        self._write("running", None, None)
         log.info(
             "%s: done in %.1f s (%d in, %d out, %d errors)",
             name,

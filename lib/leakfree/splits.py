@@ -258,13 +258,14 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
         )
         moved = {f: to for f, _, to, _ in resolution.moves}
         moves += [(f, frm, to, why, group_id) for f, frm, to, why in resolution.moves]
+        stratum = _stratum(group)
         if resolution.split is None and settings.short_sound_split and _shortest(group) < settings.short_sound_s:
             for r in group:
                 assignment[r.file_id] = settings.short_sound_split
-                already[_stratum(group)].add(settings.short_sound_split, 1, r.seconds)
+                already[stratum].add(settings.short_sound_split, 1, r.seconds)
             continue
         if resolution.split is None:
-            new_groups.append(Group(group_id, len(group), sum(r.seconds for r in group), _stratum(group)))
+            new_groups.append(Group(group_id, len(group), sum(r.seconds for r in group), stratum))
             continue
         frozen_group = settings.merge_policy == "frozen" and resolution.split == settings.frozen
         for r in group:
@@ -282,7 +283,7 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
                 )
             assignment[r.file_id] = split
             if split != EXCLUDED:
-                already[_stratum(group)].add(split, 1, r.seconds)
+                already[stratum].add(split, 1, r.seconds)
     closed = frozenset([settings.frozen]) if settings.merge_policy == "frozen" and settings.frozen else frozenset()
     placement = place_groups(
         new_groups,
