@@ -91,10 +91,11 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         live = live_features(spark, warehouse).select(
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
-        dropped = drop_stale(spark, warehouse, live)
+        digests = live.select("file_id", "content_sha256", "pcm_sha256").persist()
+        tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
+        indexed = tables.read(spark, warehouse, "band_index").select("file_id", "content_sha256").distinct().persist()
+        dropped = drop_stale(spark, warehouse, indexed, digests)
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
-        index = tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA).toDF()
-        indexed = index.select("file_id", "content_sha256").distinct()
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         stats.rows_in = pending.count()
         audio = lsh.Banding.for_threshold(settings.audio_threshold, num_perm)
@@ -109,24 +110,14 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.rows,
         )
         if stats.rows_in == 0:
-            pending.unpersist()
+            for frame in (pending, indexed, digests):
+                frame.unpersist()
             stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             return  # nothing new: the index and the candidates stand
         new_keys = _band_rows(pending, audio, caption).persist()
-        keys = ["source", "band", "key"]
-        # Only buckets a new file falls in can make new pairs: a semi-join on the few new
-        # keys keeps a nightly run from shuffling the whole index.
-        touched = index.join(new_keys.select(*keys).distinct(), keys, "left_semi")
-        rows = touched.select("file_id", "source", "band", "key", F.lit(False).alias("new")).unionByName(
-            new_keys.select("file_id", "source", "band", "key", F.lit(True).alias("new"))
-        )
-        banded, oversized = lsh.keyed_pairs(rows, keys, max_bucket=settings.max_bucket, carry=["source"])
-        found = [banded]
-        files = live.join(pending.select("file_id", F.lit(True).alias("new")), "file_id", "left").fillna(False, ["new"])
-        for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
-            keyed = files.where(F.col(digest).isNotNull()).select("file_id", digest, "new")
-            pairs, _ = lsh.keyed_pairs(keyed, [digest], max_bucket=settings.max_bucket)
-            found.append(pairs.withColumn("source", F.lit(source)))
+        index = tables.read(spark, warehouse, "band_index")  # without what drop_stale removed
+        banded, oversized = _banded_pairs(index, new_keys, settings.max_bucket)
+        found = [banded, *_digest_pairs(digests, pending, settings.max_bucket)]
         proposed = (
             reduce(DataFrame.unionByName, found)
             .groupBy("file_a", "file_b")
@@ -144,8 +135,37 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         )
         tables.append(new_keys.unionByName(unbanded).select(*BAND_INDEX_SCHEMA.names), warehouse, "band_index")
         stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
-        new_keys.unpersist()
-        pending.unpersist()
+        for frame in (new_keys, pending, indexed, digests):
+            frame.unpersist()
+
+
+def _banded_pairs(index: DataFrame, new_keys: DataFrame, max_bucket: int) -> tuple[DataFrame, DataFrame]:
+    """Pairs from the LSH buckets that hold a new file, and the oversized buckets."""
+    keys = ["source", "band", "key"]
+    # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
+    # keeps a nightly run from shuffling the whole index.
+    touched = index.join(new_keys.select(*keys).distinct(), keys, "left_semi")
+    rows = touched.select("file_id", *keys, F.lit(False).alias("new")).unionByName(
+        new_keys.select("file_id", *keys, F.lit(True).alias("new"))
+    )
+    return lsh.keyed_pairs(rows, keys, max_bucket=max_bucket, carry=["source"])
+
+
+def _digest_pairs(digests: DataFrame, pending: DataFrame, max_bucket: int) -> list[DataFrame]:
+    """Exact-duplicate pairs with a new file: the same bytes, or the same decoded PCM."""
+    new = pending.select("file_id", F.lit(True).alias("new"))
+    found = []
+    for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
+        keyed = (
+            digests.where(F.col(digest).isNotNull())
+            .join(pending.select(digest).distinct(), digest, "left_semi")
+            .join(new, "file_id", "left")
+            .fillna(False, ["new"])
+            .select("file_id", digest, "new")
+        )
+        pairs, _ = lsh.keyed_pairs(keyed, [digest], max_bucket=max_bucket)
+        found.append(pairs.withColumn("source", F.lit(source)))
+    return found
 
 
 def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> DataFrame:
@@ -164,13 +184,11 @@ def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> Da
     return reduce(DataFrame.unionByName, parts).select(*BAND_INDEX_SCHEMA.names)
 
 
-def drop_stale(spark: SparkSession, warehouse: str, live: DataFrame) -> int:
-    """Forget files that vanished or changed since they were indexed: their band keys,
-    candidates and edges. Returns how many files that was."""
-    if not tables.exists(spark, warehouse, "band_index"):
-        return 0
-    index = tables.read(spark, warehouse, "band_index").select("file_id", "content_sha256").distinct()
-    stale = index.join(live.select("file_id", "content_sha256"), ["file_id", "content_sha256"], "left_anti")
+def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: DataFrame) -> int:
+    """Forget files that vanished or changed since they were indexed (`indexed`: file_id,
+    content_sha256 of the band index): their band keys, candidates and edges. Returns how
+    many files that was."""
+    stale = indexed.join(live.select("file_id", "content_sha256"), ["file_id", "content_sha256"], "left_anti")
     stale_ids = [r.file_id for r in stale.select("file_id").distinct().collect()]
     if not stale_ids:
         return 0
