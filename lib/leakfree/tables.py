@@ -43,9 +43,23 @@ def read(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
     return spark.read.format("delta").load(table_path(warehouse, name))
 
 
+def clear_aborted_creation(spark: SparkSession, warehouse: str, name: str) -> None:
+    """Remove a `_delta_log` that holds no file at all: what a run killed while creating the
+    table leaves behind. Nothing was committed there, yet Delta would refuse to create the
+    table over it ("doesn't exist") and every rerun would fail."""
+    if exists(spark, warehouse, name):
+        return
+    jvm = spark.sparkContext._jvm
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{table_path(warehouse, name)}/_delta_log")
+    fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if fs.exists(log_dir) and not fs.listFiles(log_dir, True).hasNext():
+        fs.delete(log_dir, True)
+
+
 def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -> DeltaTable:
     """The table, created empty with `schema` if it is not there yet, and registered."""
     path = table_path(warehouse, name)
+    clear_aborted_creation(spark, warehouse, name)
     table = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
     register(spark, warehouse, [name])
     return table
@@ -58,11 +72,13 @@ def replace_where(df: DataFrame, warehouse: str, name: str, condition: str) -> N
 
 def append(df: DataFrame, warehouse: str, name: str) -> None:
     """Add rows in one commit."""
+    clear_aborted_creation(df.sparkSession, warehouse, name)
     df.write.format("delta").mode("append").save(table_path(warehouse, name))
 
 
 def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
     """Replace the whole table in one commit; history keeps the previous versions."""
+    clear_aborted_creation(df.sparkSession, warehouse, name)
     (df.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(table_path(warehouse, name)))
     register(df.sparkSession, warehouse, [name])
 
