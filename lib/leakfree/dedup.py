@@ -31,6 +31,7 @@ from pyspark.sql.types import (
 
 from leakfree import lsh, tables
 from leakfree.config import DedupConfig
+from leakfree.features import live_features
 from leakfree.minhash import jaccard_estimate
 from leakfree.runs import RunLog
 from leakfree.verify import VerifyParams, audio_evidence
@@ -54,12 +55,6 @@ PAIR_SCHEMA = pa.schema(
     ]
 )
 _SIDE_COLUMNS = ("hashes", "times", "logmel", "logmel_bands", "logmel_hop_s", "hop_s", "caption_signature", "decoded_s")
-
-
-def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
-    """Features of the files currently in the catalog (retired files take no part)."""
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select("file_id", "content_sha256")
-    return tables.read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])
 
 
 BAND_INDEX_SCHEMA = StructType(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -128,6 +128,12 @@ def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig)
             for r in batch.to_pylist()
         ]
         yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
+    """Features of the files currently in the catalog (retired files take no part)."""
+    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select("file_id", "content_sha256")
+    return tables.read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])
 
 
 def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: str, run: RunLog) -> None:

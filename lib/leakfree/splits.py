@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from leakfree import tables
 from leakfree.config import SplitsConfig
+from leakfree.features import live_features
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -210,18 +211,12 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
             if settings.stratify_by and settings.stratify_by in catalog.columns
             else F.lit("")
         )
-        active = tables.read(spark, warehouse, "features").select("file_id", "content_sha256", "active_s")
         files = (
             catalog.select(
-                "file_id",
-                "content_sha256",
-                "path",
-                F.coalesce("duration_s", F.lit(0.0)).alias("seconds"),
-                stratum.alias("stratum"),
+                "file_id", "path", F.coalesce("duration_s", F.lit(0.0)).alias("seconds"), stratum.alias("stratum")
             )
             .join(tables.read(spark, warehouse, "groups").select("file_id", "group_id"), "file_id")
-            .join(active, ["file_id", "content_sha256"], "left")
-            .drop("content_sha256")
+            .join(live_features(spark, warehouse).select("file_id", "active_s"), "file_id", "left")
         )
         previous = _previous(spark, warehouse)
         rows = files.join(previous, "file_id", "left").collect()
