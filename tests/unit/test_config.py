@@ -64,3 +64,18 @@ def test_override_values_are_read_as_toml():
     assert parse_override("warehouse.path=/data/wh") == ("warehouse.path", "/data/wh")
     with pytest.raises(ConfigError):
         parse_override("no-equals-sign")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "wording"),
+    [
+        ({"splits.short_sound_split": "holdout"}, "short_sound_split must name a split"),
+        (
+            {"splits.merge_policy": "frozen", "splits.frozen": "train", "splits.short_sound_split": "train"},
+            "cannot be the frozen split",
+        ),
+    ],
+)
+def test_short_sound_split_must_be_an_open_split(overrides, wording):
+    with pytest.raises(ConfigError, match=wording):
+        Config.from_toml(overrides=overrides)
