@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import uniform_filter1d
+from scipy.ndimage import binary_closing, label, maximum, uniform_filter1d
 
 from leakfree.fingerprint import dequantize_logmel, set_similarity
 
@@ -29,7 +29,9 @@ class VerifyParams:
     weak_correlation: float  # ...make do with this correlation
     min_overlap_share: float  # of the shorter file's active frames inside the overlap
     min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
-    active_rel_db: float  # log-mel frames this far below the file's loudest are silence
+    active_rel_db: float  # log-mel frames this far below the loudest of their sound are silence
+    quiet_floor_db: float  # frames this far below the file's loudest are silence anyway...
+    gap_frames: int  # ...and this many of them in a row separate two sounds
     local_mean_frames: int  # window over which each band's level is normalised
     offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
     caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
@@ -63,13 +65,20 @@ def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndar
     Each band's level is taken relative to its own average over about a second around the
     frame, so a static colouring (an EQ, a codec's low-pass, a mono fold-down) and the
     overall gain drop out and what remains is how the sound changes. Silent frames are
-    zero and do not count.
+    zero and do not count. Silence is judged against the loudest frame of each sound (a
+    run of frames between silent gaps), not of the whole file: a quiet sound placed after
+    a loud one in a compilation keeps the active frames it has on its own.
     """
     level = dequantize_logmel(logmel)
     if len(level) == 0:
         return np.zeros((0, logmel.shape[1] if logmel.ndim == 2 else 0), np.float32), np.zeros(0, np.float32)
-    active = level.max(axis=1) > -params.active_rel_db
-    level = np.maximum(level, -params.active_rel_db)
+    loudest = level.max(axis=1)
+    audible = loudest > -params.quiet_floor_db
+    sounds, count = label(binary_closing(audible, np.ones(params.gap_frames, bool)) | audible)
+    peak_of_sound = np.concatenate([[0.0], maximum(loudest, sounds, np.arange(1, count + 1))])
+    floor = np.maximum(peak_of_sound[sounds] - params.active_rel_db, -params.quiet_floor_db)
+    active = audible & (loudest > floor)
+    level = np.maximum(level, floor[:, None])
     weight = active.astype(np.float32)[:, None]
     window = params.local_mean_frames
     local_sum = uniform_filter1d(level * weight, window, axis=0, mode="constant")

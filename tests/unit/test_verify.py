@@ -52,6 +52,19 @@ def test_offset_and_overlap_of_a_sound_inside_a_longer_file():
     assert evidence.aligned_hashes >= 10 and evidence.containment > 0.5
 
 
+def test_a_quiet_sound_after_a_loud_one_is_found_in_the_compilation():
+    # Footsteps 20 dB under an engine: judged against the engine, their decays would be
+    # silence and too little of them would overlap to count.
+    steps = footsteps(np.random.default_rng(6), 0.8, RATE)
+    steps *= 0.1 / np.max(np.abs(steps))
+    loud = engine(np.random.default_rng(7), 2.0, RATE)
+    loud /= np.max(np.abs(loud))
+    compilation = np.concatenate([loud, np.zeros(RATE // 2), steps])
+    evidence = audio_evidence(features(compilation), features(steps), PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.offset_s == pytest.approx(2.5, abs=0.05)
+
+
 @pytest.mark.parametrize("make", [engine, impact, bell, footsteps])
 def test_different_sounds_of_one_kind_are_not_verified(make):
     a = make(np.random.default_rng(10), 2.0, RATE)
