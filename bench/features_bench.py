@@ -39,23 +39,24 @@ def _extract(path: str) -> tuple[str, dict]:
         _extractor = Extractor(SETTINGS)
     row = _extractor.extract(str(CORPUS / path), None)
     keep = ("hashes", "flag", "active_s", "segments")
-    return path, {k: row.get(k) for k in keep} | {"dense": _dense_hashes(str(CORPUS / path))}
+    return path, {k: row.get(k) for k in keep} | _short_sound_families(str(CORPUS / path))
 
 
-def _dense_hashes(path: str) -> np.ndarray:
-    """The dense family is not stored per hash (only its segment signatures); recompute."""
+def _short_sound_families(path: str) -> dict[str, np.ndarray]:
+    """The dense and strong families are not stored per hash (only their segment
+    signatures); recompute them."""
     from leakfree.fingerprint import fingerprint
 
     decoded = decode_mono(path, rate=SETTINGS.analysis_rate, max_seconds=SETTINGS.max_seconds)
-    return fingerprint(decoded.samples, SETTINGS.analysis_rate, SETTINGS.fingerprint, _extractor.mel).dense_hashes
+    fp = fingerprint(decoded.samples, SETTINGS.analysis_rate, SETTINGS.fingerprint, _extractor.mel)
+    return {"dense": fp.dense_hashes, "strong": fp.strong_hashes}
 
 
 def pair_measures(a: dict, b: dict) -> dict:
     if a.get("hashes") is None or b.get("hashes") is None:
         return {"jaccard": 0.0, "containment": 0.0, "segment_jaccard": 0.0}
     scores = [set_similarity(np.asarray(a["hashes"]), np.asarray(b["hashes"]))]
-    if len(a["dense"]) and len(b["dense"]):
-        scores.append(set_similarity(a["dense"], b["dense"]))
+    scores += [set_similarity(a[f], b[f]) for f in ("dense", "strong") if len(a[f]) and len(b[f])]
     best_segment = max(
         (
             jaccard_estimate(x["signature"], y["signature"])

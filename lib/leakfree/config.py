@@ -69,7 +69,7 @@ class FeaturesConfig:
         fp = self.fingerprint
         if fp.n_fft // 2 + 1 >= 1 << 9:
             raise ConfigError("features.fingerprint.n_fft must be below 1022: landmark hashes keep 9 bits per bin")
-        for name, peaks in (("sparse", fp.sparse), ("dense", fp.dense)):
+        for name, peaks in (("sparse", fp.sparse), ("dense", fp.dense), ("strong", fp.strong)):
             if (peaks.max_dt + 1) // peaks.dt_quant >= 1 << 7:
                 raise ConfigError(f"features.fingerprint.{name}: max_dt / dt_quant must stay below 127")
 

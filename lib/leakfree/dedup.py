@@ -31,7 +31,7 @@ from pyspark.sql.types import (
 
 from leakfree import lsh, tables
 from leakfree.config import DedupConfig
-from leakfree.features import live_features
+from leakfree.features import AUDIO_FAMILIES, live_features
 from leakfree.minhash import jaccard_estimate
 from leakfree.runs import RunLog
 from leakfree.verify import VerifyParams, audio_evidence
@@ -74,6 +74,8 @@ CANDIDATES_SCHEMA = StructType(
         StructField("verified", BooleanType()),
     ]
 )
+# What identifies an LSH bucket in the band index.
+BUCKET = ["source", "band", "key"]
 # Index row of a file with no signature (silence, no caption): it is indexed, not pending.
 NO_SIGNATURE = "none"
 
@@ -110,8 +112,15 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             return  # nothing new: the index and the candidates stand
         new_keys = _band_rows(pending, audio, caption).persist()
-        index = tables.read(spark, warehouse, "band_index")  # without what drop_stale removed
-        banded, oversized = _banded_pairs(index, new_keys, settings.max_bucket)
+        # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
+        # keeps a nightly run from shuffling the whole index, and persisting its result from
+        # scanning the index again for the oversized buckets.
+        touched = (
+            tables.read(spark, warehouse, "band_index")  # without what drop_stale removed
+            .join(new_keys.select(*BUCKET).distinct(), BUCKET, "left_semi")
+            .persist()
+        )
+        banded, oversized = _banded_pairs(touched, new_keys, settings.max_bucket)
         found = [banded, *_digest_pairs(digests, pending, settings.max_bucket)]
         proposed = (
             reduce(DataFrame.unionByName, found)
@@ -130,20 +139,17 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         )
         tables.append(new_keys.unionByName(unbanded).select(*BAND_INDEX_SCHEMA.names), warehouse, "band_index")
         stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
-        for frame in (new_keys, pending, indexed, digests):
+        for frame in (touched, new_keys, pending, indexed, digests):
             frame.unpersist()
 
 
-def _banded_pairs(index: DataFrame, new_keys: DataFrame, max_bucket: int) -> tuple[DataFrame, DataFrame]:
-    """Pairs from the LSH buckets that hold a new file, and the oversized buckets."""
-    keys = ["source", "band", "key"]
-    # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
-    # keeps a nightly run from shuffling the whole index.
-    touched = index.join(new_keys.select(*keys).distinct(), keys, "left_semi")
-    rows = touched.select("file_id", *keys, F.lit(False).alias("new")).unionByName(
-        new_keys.select("file_id", *keys, F.lit(True).alias("new"))
+def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> tuple[DataFrame, DataFrame]:
+    """Pairs from the LSH buckets that hold a new file (`touched`: the index rows in those
+    buckets), and the oversized buckets."""
+    rows = touched.select("file_id", *BUCKET, F.lit(False).alias("new")).unionByName(
+        new_keys.select("file_id", *BUCKET, F.lit(True).alias("new"))
     )
-    return lsh.keyed_pairs(rows, keys, max_bucket=max_bucket, carry=["source"])
+    return lsh.keyed_pairs(rows, BUCKET, max_bucket=max_bucket, carry=["source"])
 
 
 def _digest_pairs(digests: DataFrame, pending: DataFrame, max_bucket: int) -> list[DataFrame]:
@@ -167,7 +173,7 @@ def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> Da
     """Band keys of every signature of `files`: audio windows per family, and captions."""
     segments = files.where("flag IS NULL").select("file_id", "content_sha256", F.explode("segments").alias("s"))
     parts = []
-    for family in ("sparse", "dense"):
+    for family in AUDIO_FAMILIES:
         signatures = segments.where(F.col("s.family") == family).select(
             "file_id", "content_sha256", F.col("s.signature").alias("signature")
         )
@@ -213,12 +219,13 @@ def _merge_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) 
 
 
 def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:
-    rows = oversized.withColumn("run_id", F.lit(run_id)).persist()
-    if rows.isEmpty() and tables.exists(spark, warehouse, "oversized_buckets"):
+    buckets = oversized.collect()  # a few rows: one per bucket past max_bucket
+    if not buckets and tables.exists(spark, warehouse, "oversized_buckets"):
         return
+    rows = spark.createDataFrame(buckets, oversized.schema).withColumn("run_id", F.lit(run_id))
     tables.ensure(spark, warehouse, "oversized_buckets", rows.schema)
     tables.replace_where(rows, warehouse, "oversized_buckets", f"run_id = {tables.sql_string(run_id)}")
-    for bucket in tables.read(spark, warehouse, "oversized_buckets").where(F.col("run_id") == run_id).collect():
+    for bucket in buckets:
         log.warning(
             "candidates: %s band %d holds %d files; paired as a star around file %d",
             bucket.source,
@@ -296,7 +303,7 @@ def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
                 "matched_s": seconds,
             }
         )
-    elif sources & {"sparse", "dense", lsh.CAPTION}:
+    elif sources & {*AUDIO_FAMILIES, lsh.CAPTION}:
         evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params)
         if evidence.verified(params):
             edges.append(

@@ -50,6 +50,8 @@ FEATURES_SCHEMA = pa.schema(
 )
 # Landmark hashes use 25 bits; bit 30 marks the dense family in the stored hash list.
 DENSE_TAG = np.uint32(1 << 30)
+# Landmark families, each with MinHash signatures of its own (features.segments.family).
+AUDIO_FAMILIES = ("sparse", "dense", "strong")
 RESULT_SCHEMA = pa.schema(
     [*FEATURES_SCHEMA, ("path", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
 )
@@ -80,9 +82,11 @@ class Extractor:
         spans = signature_spans(fp, window=round(s.segment_s / hop_s), hop=round(s.segment_hop_s / hop_s))
         segments = [
             {"family": family, "start_s": seg.start_frame * hop_s, "signature": seg.signature}
-            for family, hashes, times in (
-                ("sparse", fp.hashes, fp.times),
-                ("dense", fp.dense_hashes, fp.dense_times),
+            for family, hashes, times in zip(
+                AUDIO_FAMILIES,
+                (fp.hashes, fp.dense_hashes, fp.strong_hashes),
+                (fp.times, fp.dense_times, fp.strong_times),
+                strict=True,
             )
             for seg in self.hasher.segments(hashes, times, spans)
         ]

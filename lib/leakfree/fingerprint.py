@@ -9,8 +9,11 @@ beat whole-file spectral features, which fail on excerpts, and sub-band bit patt
 which lose exact matches under noise.
 
 Short sounds (most of a sound-effects library) yield few sparse peaks, so files with
-little active audio also get a dense family, with a smaller peak neighbourhood; the two
-families are kept apart so that neither dilutes the other's similarity.
+little active audio also get a dense family, with a smaller peak neighbourhood, and a
+strong family of only the peaks within a few dB of the loudest nearby: noise at 20 dB SNR
+adds thousands of dense peaks to a pure tone of a hundred (Jaccard 0.002 on the corpus's
+phone tone), but none that loud (Jaccard 0.9). The families are kept apart so that none
+dilutes another's similarity.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class FingerprintParams:
     min_active_frames: int  # fewer active frames than this: near-empty, no fingerprint
     sparse: PeakParams
     dense: PeakParams
-    dense_below_active_s: float  # files with less active audio also get the dense family
+    strong: PeakParams
+    dense_below_active_s: float  # files with less active audio also get the dense and strong families
     dense_below_hashes: int  # ...and so do files with fewer sparse hashes than this
     event_gap_frames: int  # silence at least this long separates two sounds in one file
     mel_bands: int
@@ -65,6 +69,8 @@ class Fingerprint:
     times: np.ndarray  # int32 anchor frame of each hash
     dense_hashes: np.ndarray  # uint32, empty unless the file is short
     dense_times: np.ndarray
+    strong_hashes: np.ndarray  # uint32, only the loudest peaks; empty unless the file is short
+    strong_times: np.ndarray
     logmel: np.ndarray  # uint8 (frames x bands), 0.5 dB steps below the file's loudest cell
     events: tuple[tuple[int, int], ...]  # [start, end) frames of sounds between silent gaps
 
@@ -190,16 +196,33 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
             empty_t,
             empty_h,
             empty_t,
+            empty_h,
+            empty_t,
             np.zeros((0, params.mel_bands), np.uint8),
             (),
         )
     hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
-    dense_hashes, dense_times = empty_h, empty_t
+    dense_hashes, dense_times = strong_hashes, strong_times = empty_h, empty_t
     if active_seconds < params.dense_below_active_s or len(hashes) < params.dense_below_hashes:
         dense_hashes, dense_times = landmark_hashes(*spectral_peaks(power, params.dense, params.floor_db), params.dense)
+        strong_hashes, strong_times = landmark_hashes(
+            *spectral_peaks(power, params.strong, params.floor_db), params.strong
+        )
     logmel = quantized_logmel(power[:: params.mel_every], mel)
     events = event_spans(active, params.event_gap_frames)
-    return Fingerprint(None, active_seconds, frames, hashes, times, dense_hashes, dense_times, logmel, events)
+    return Fingerprint(
+        None,
+        active_seconds,
+        frames,
+        hashes,
+        times,
+        dense_hashes,
+        dense_times,
+        strong_hashes,
+        strong_times,
+        logmel,
+        events,
+    )
 
 
 def event_spans(active: np.ndarray, min_gap: int) -> tuple[tuple[int, int], ...]:

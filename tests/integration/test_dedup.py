@@ -11,6 +11,7 @@ import soundfile as sf
 
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
+from leakfree.features import AUDIO_FAMILIES
 from leakfree.pipeline import run_stages
 
 pytestmark = pytest.mark.integration
@@ -107,7 +108,7 @@ def test_an_oversized_bucket_becomes_a_reported_star(spark, make_config, tmp_pat
     assert reported and all(r.size == 6 for r in reported)
     candidates = tables.read(spark, cfg.warehouse.path, "candidates").collect()
     hub = reported[0].hub
-    audio_only = [c for c in candidates if set(c.sources) & {"sparse", "dense"}]
+    audio_only = [c for c in candidates if set(c.sources) & set(AUDIO_FAMILIES)]
     assert len(audio_only) == 5 and all(c.file_a == hub for c in audio_only)
     assert tables.read(spark, cfg.warehouse.path, "groups").select("group_id").distinct().count() == 1
     shutil.rmtree(lib)

@@ -137,6 +137,21 @@ def test_short_sounds_get_the_dense_family_and_long_ones_do_not(tmp_path):
     assert len(long.dense_hashes) == 0 and len(long.hashes) > 100
 
 
+def test_a_noisy_copy_of_a_steady_tone_keeps_its_strong_landmarks(tmp_path):
+    # A ringing tone (two steady partials, as a phone signal): noise at 20 dB SNR scatters
+    # peaks over the whole spectrogram, so the dense family's Jaccard collapses; only the
+    # strong family, the peaks near the loudest, still says "the same sound".
+    t = np.arange(int(1.2 * RATE)) / RATE
+    tone = 0.4 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) * (t % 0.6 < 0.4)
+    clean = analyse(tone, tmp_path, "tone.wav")
+    noisy = analyse(add_noise(tone, 20, np.random.default_rng(3)), tmp_path, "noisy.wav")
+    other = analyse(0.4 * np.sin(2 * np.pi * 620 * t) * (t % 0.3 < 0.2), tmp_path, "other.wav")
+    assert set_similarity(clean.strong_hashes, noisy.strong_hashes)[0] > 0.5
+    assert set_similarity(clean.dense_hashes, noisy.dense_hashes)[0] < 0.2
+    assert set_similarity(clean.strong_hashes, other.strong_hashes)[0] < 0.1
+    assert len(analyse(source(6.0, 9), tmp_path, "long.wav").strong_hashes) == 0  # short sounds only
+
+
 def test_logmel_matrix_for_the_verifier(tmp_path):
     fp = analyse(source(2.0, 1), tmp_path)
     assert fp.logmel.dtype == np.uint8 and fp.logmel.shape[1] == PARAMS.mel_bands
