@@ -127,7 +127,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .groupBy("file_a", "file_b")
             .agg(F.sort_array(F.collect_set("source")).alias("sources"))
         )
-        _merge_candidates(spark, warehouse, proposed)
+        _add_candidates(spark, warehouse, proposed)
         _record_oversized(spark, warehouse, oversized, run.run_id)
         # Index last: a run killed before this point finds the same files pending again.
         unbanded = pending.join(new_keys.select("file_id").distinct(), "file_id", "left_anti").select(
@@ -204,18 +204,13 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
     return len(stale_ids)
 
 
-def _merge_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) -> None:
-    target = tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
-    # Insert-only (Delta then rewrites no file): every proposed pair holds a file banded in
-    # this run, so a pair already there comes from a killed run proposing the same sources.
-    (
-        target.alias("t")
-        .merge(proposed.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
-        .whenNotMatchedInsert(
-            values={"file_a": "s.file_a", "file_b": "s.file_b", "sources": "s.sources", "verified": "false"}
-        )
-        .execute()
-    )
+def _add_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) -> None:
+    # An append, not a MERGE (which costs seconds even for a few rows): every proposed pair
+    # holds a file banded in this run, so a pair already there comes from a killed run
+    # proposing the same sources, and is left as it is.
+    known = tables.read(spark, warehouse, "candidates").select("file_a", "file_b")
+    fresh = proposed.join(known, ["file_a", "file_b"], "left_anti").withColumn("verified", F.lit(False))
+    tables.append(fresh.select(*CANDIDATES_SCHEMA.names), warehouse, "candidates")
 
 
 def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from pyspark.sql import SparkSession
+from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from leakfree import storage, tables
@@ -190,39 +190,43 @@ def _group_sizes(spark: SparkSession, warehouse: str) -> str:
 
 def _largest_groups(spark: SparkSession, warehouse: str, settings: ReportConfig, caption_column: str | None) -> str:
     groups = tables.read(spark, warehouse, "groups")
-    top = [
-        r.group_id
+    top = {
+        r.group_id: r.group_size
         for r in groups.where("group_size > 1")
         .select("group_id", "group_size")
         .distinct()
         .orderBy(F.desc("group_size"), "group_id")
         .limit(settings.largest_groups)
         .collect()
-    ]
+    }
     if not top:
         return "<h2>Largest groups</h2><p>No file has a duplicate.</p>"
     catalog = tables.read(spark, warehouse, "catalog")
     caption = F.col(caption_column) if caption_column else F.lit(None)
+    # Only the members shown and the edges between them are read: a group of thousands
+    # must cost the report no more than a group of six.
+    first = Window.partitionBy("group_id").orderBy("file_id")
     members = (
-        groups.where(F.col("group_id").isin(top))
+        groups.where(F.col("group_id").isin(list(top)))
+        .withColumn("rank", F.row_number().over(first))
+        .where(F.col("rank") <= settings.members_per_group)
         .join(catalog.select("file_id", "path", "rel_path", caption.cast("string").alias("caption")), "file_id")
         .orderBy("group_id", "file_id")
         .collect()
     )
     pairs = tables.read(spark, warehouse, "pairs")
     ids = [m.file_id for m in members]
-    edges = pairs.where(F.col("file_a").isin(ids) & F.col("file_b").isin(ids)).collect()
+    edges = pairs.where(F.col("file_a").isin(ids) & F.col("file_b").isin(ids)).orderBy("file_a", "file_b").collect()
     name = {m.file_id: m.rel_path for m in members}
     out = ["<h2>Largest groups</h2>"]
-    for group_id in top:
-        group = [m for m in members if m.group_id == group_id]
-        shown = group[: settings.members_per_group]
+    for group_id, size in top.items():
+        shown = [m for m in members if m.group_id == group_id]
         rows = []
         for m in shown:
             uri = preview(m.path, settings.preview_seconds)
             player = f'<audio controls preload=none src="{uri}"></audio>' if uri else "<i>no preview</i>"
             rows.append(f"<tr><td><code>{esc(m.rel_path)}</code></td><td>{esc(m.caption)}</td><td>{player}</td></tr>")
-        members_ids = {m.file_id for m in group}
+        members_ids = {m.file_id for m in shown}
         evidence = "".join(
             f"<tr><td><code>{esc(name[e.file_a])}</code></td><td><code>{esc(name[e.file_b])}</code></td>"
             f"<td>{esc(e.method)}</td><td class=num>{_num(e.correlation)}</td><td class=num>{_num(e.containment)}</td>"
@@ -230,10 +234,11 @@ def _largest_groups(spark: SparkSession, warehouse: str, settings: ReportConfig,
             for e in edges
             if e.file_a in members_ids and e.file_b in members_ids
         )
-        more = f"<p>… and {len(group) - len(shown)} more files.</p>" if len(group) > len(shown) else ""
+        hidden = size - len(shown)
+        more = f"<p>… and {hidden} more files (edges shown between the files above).</p>" if hidden else ""
         out.append(
-            f"<div class=group><b>group {group_id}</b>: {len(group)} files, joined by "
-            f"{esc(', '.join(group[0].joined_by))}<table><tr><th>file</th><th>caption</th><th>listen</th></tr>"
+            f"<div class=group><b>group {group_id}</b>: {size} files, joined by "
+            f"{esc(', '.join(shown[0].joined_by))}<table><tr><th>file</th><th>caption</th><th>listen</th></tr>"
             + "".join(rows)
             + f"</table>{more}<table><tr><th>file</th><th>file</th><th>method</th><th>correlation</th>"
             f"<th>containment</th><th>offset s</th><th>caption J</th></tr>{evidence}</table></div>"

@@ -147,6 +147,26 @@ def test_report_is_self_contained_and_escapes_captions(spark, demo, first_run):
     assert "naive.csv" in page and "Split balance" in page
 
 
+def test_report_shows_a_few_members_of_a_large_group(spark, demo, first_run, tmp_path):
+    import dataclasses
+    import re
+
+    from leakfree.report import build_report
+
+    cfg = demo["cfg"]
+    settings = dataclasses.replace(cfg.report, folder=str(tmp_path), largest_groups=3, members_per_group=1)
+    page = build_report(
+        spark, settings=settings, caption_column="caption", warehouse=cfg.warehouse.path, run_id="first"
+    ).read_text(encoding="utf-8")
+    groups = page.split("<div class=group>")[1:]
+    assert len(groups) == 3
+    for group in groups:
+        size = int(re.search(r"</b>: (\d+) files", group).group(1))
+        assert group.count("<audio controls") == 1
+        assert f"… and {size - 1} more files" in group
+        assert "<td>audio</td>" not in group  # no edge has both ends among one shown file
+
+
 def test_growing_the_library_moves_nothing_and_merges_are_logged(spark, demo, first_run):
     cfg, lib = demo["cfg"], demo["lib"]
     before = current_splits(spark, cfg)
