@@ -44,16 +44,23 @@ def read(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
 
 
 def clear_aborted_creation(spark: SparkSession, warehouse: str, name: str) -> None:
-    """Remove a `_delta_log` that holds no file at all: what a run killed while creating the
-    table leaves behind. Nothing was committed there, yet Delta would refuse to create the
-    table over it ("doesn't exist") and every rerun would fail."""
+    """Remove a `_delta_log` that holds nothing but hidden temporary files (or nothing at
+    all): what a run killed while creating the table leaves behind, since Delta writes its
+    first commit as `.00…0.json.<uuid>.tmp` and only then renames it into place. Nothing was
+    committed there, yet Delta would refuse to create the table over it ("doesn't exist")
+    and every rerun would fail. A log holding any other file is never touched."""
     if exists(spark, warehouse, name):
         return
     jvm = spark.sparkContext._jvm
     log_dir = jvm.org.apache.hadoop.fs.Path(f"{table_path(warehouse, name)}/_delta_log")
     fs = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if fs.exists(log_dir) and not fs.listFiles(log_dir, True).hasNext():
-        fs.delete(log_dir, True)
+    if not fs.exists(log_dir):
+        return
+    files = fs.listFiles(log_dir, True)
+    while files.hasNext():
+        if not files.next().getPath().getName().startswith("."):
+            return
+    fs.delete(log_dir, True)
 
 
 def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -> DeltaTable:

@@ -147,9 +147,14 @@ def test_rerun_is_idempotent_and_tracks_changes(spark, make_config, audio_file, 
 
 @pytest.mark.parametrize("write", ["ensure", "append", "overwrite"])
 def test_a_table_whose_creation_was_killed_is_created_on_the_rerun(spark, tmp_path, write):
-    """A run killed while creating a table leaves an empty `_delta_log` (seen in the SIGKILL
-    sweep); Delta alone then refuses to create the table and every rerun would fail."""
-    (tmp_path / "t" / "_delta_log" / "_staged_commits").mkdir(parents=True)
+    """A run killed while creating a table leaves an empty `_delta_log`, or one holding only
+    the hidden temporary file of its first commit (both seen in the SIGKILL sweep); Delta
+    alone then refuses to create the table and every rerun would fail."""
+    log_dir = tmp_path / "t" / "_delta_log"
+    (log_dir / "_staged_commits").mkdir(parents=True)
+    if write == "ensure":
+        (log_dir / ".00000000000000000000.json.40dd2f0c.tmp").write_text('{"commitInfo":{}}')
+        (log_dir / "..00000000000000000000.json.40dd2f0c.tmp.crc").write_bytes(b"crc")
     rows = spark.createDataFrame([(1, "a")], "file_id bigint, path string")
     if write == "ensure":
         tables.ensure(spark, str(tmp_path), "t", rows.schema)
@@ -159,6 +164,6 @@ def test_a_table_whose_creation_was_killed_is_created_on_the_rerun(spark, tmp_pa
     assert [tuple(r) for r in tables.read(spark, str(tmp_path), "t").collect()] == [(1, "a")]
     (tmp_path / "u" / "_delta_log").mkdir(parents=True)
     (tmp_path / "u" / "_delta_log" / "00000000000000000000.json.tmp").write_text("{}")
-    with pytest.raises(Exception, match="DELTA"):  # a log with anything in it is never removed
+    with pytest.raises(Exception, match="DELTA"):  # a log with any other file is never removed
         tables.ensure(spark, str(tmp_path), "u", rows.schema)
     assert (tmp_path / "u" / "_delta_log" / "00000000000000000000.json.tmp").exists()
