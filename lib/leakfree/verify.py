@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import binary_closing, label, maximum, uniform_filter1d
+from scipy.ndimage import uniform_filter1d
 
-from leakfree.fingerprint import dequantize_logmel, set_similarity
+from leakfree.fingerprint import dequantize_logmel, event_spans, set_similarity
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndar
         return np.zeros((0, logmel.shape[1] if logmel.ndim == 2 else 0), np.float32), np.zeros(0, np.float32)
     loudest = level.max(axis=1)
     audible = loudest > -params.quiet_floor_db
-    sounds, count = label(binary_closing(audible, np.ones(params.gap_frames, bool)) | audible)
-    peak_of_sound = np.concatenate([[0.0], maximum(loudest, sounds, np.arange(1, count + 1))])
-    floor = np.maximum(peak_of_sound[sounds] - params.active_rel_db, -params.quiet_floor_db)
+    floor = np.full(len(loudest), -params.quiet_floor_db, np.float32)
+    for start, end in event_spans(audible, params.gap_frames):
+        floor[start:end] = max(float(loudest[start:end].max()) - params.active_rel_db, -params.quiet_floor_db)
     active = audible & (loudest > floor)
     level = np.maximum(level, floor[:, None])
     weight = active.astype(np.float32)[:, None]
