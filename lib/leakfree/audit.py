@@ -25,10 +25,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from leakfree import storage, tables
-from leakfree.components import component_labels, oriented
 from leakfree.config import AuditConfig, GroupsConfig
 from leakfree.errors import LeakfreeError
-from leakfree.grouping import setup_edges
+from leakfree.grouping import edge_components, setup_edges
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -113,9 +112,7 @@ def leak_groups(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> 
     setups = setup_edges(live, settings.setup_columns)
     out = {}
     for kind, edges in (("duplicate", duplicates), ("setup", setups)):
-        labels = component_labels(
-            oriented(edges), checkpoint_every=settings.checkpoint_every, max_iterations=settings.max_iterations
-        )
+        labels = edge_components(edges, settings)
         out[kind] = labels.select(F.col("node").alias("file_id"), F.col("label").alias("component"))
     return out
 

@@ -186,9 +186,18 @@ def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:
 def _changes(listed: DataFrame, known: DataFrame, read_ok: DataFrame) -> dict[str, int]:
     """New, changed (content, not just the time stamp) and deleted files since the last run."""
     before = known.select("path", F.col("content_sha256").alias("before"))
-    read = read_ok.select("path", "content_sha256").join(before, "path", "left")
-    return {
-        "new_files": read.where("before IS NULL").count(),
-        "changed_files": read.where("before IS NOT NULL AND before != content_sha256").count(),
-        "deleted_files": known.join(listed.select("path"), "path", "left_anti").count(),
-    }
+    read = read_ok.select("path", F.col("content_sha256").alias("after"), F.lit(True).alias("listed"))
+    deleted = before.join(listed.select("path"), "path", "left_anti").select(
+        "path", "before", F.lit(None).cast("string").alias("after"), F.lit(False).alias("listed")
+    )
+    row = (
+        read.join(before, "path", "left")
+        .unionByName(deleted)
+        .agg(
+            F.count_if(F.col("listed") & F.col("before").isNull()).alias("new_files"),
+            F.count_if(F.col("listed") & (F.col("before") != F.col("after"))).alias("changed_files"),
+            F.count_if(~F.col("listed")).alias("deleted_files"),
+        )
+        .first()
+    )
+    return row.asDict()

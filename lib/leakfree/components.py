@@ -4,12 +4,18 @@ Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014): alte
 the two steps turns every component into a star around its smallest node in O(log^2 n)
 rounds, where plain min-label propagation needs as many rounds as the longest chain.
 Edges are kept as (src, dst) with src > dst. The lineage is cut after every round.
+
+A graph of up to `driver_max_edges` edges is solved on the driver instead (scipy's
+connected components on a sparse matrix): the iteration costs a few Spark jobs per round,
+which dominate a nightly run whose graph fits in memory many times over.
 """
 
 from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -76,8 +82,17 @@ def _edge_set_fingerprint(edges: DataFrame) -> tuple:
     return tuple(row)
 
 
-def component_labels(edges: DataFrame, *, checkpoint_every: int, max_iterations: int) -> DataFrame:
-    """(node, label) for every node on an edge; label = the smallest node of its component."""
+def component_labels(
+    edges: DataFrame, *, checkpoint_every: int, max_iterations: int, driver_max_edges: int
+) -> DataFrame:
+    """(node, label) for every node on an edge; label = the smallest node of its component.
+    `edges` are oriented (src, dst) rows."""
+    if driver_max_edges > 0:
+        # One pass either way: the graph comes back whole, or proves too big by one edge.
+        local = edges.select("src", "dst").limit(driver_max_edges + 1).toArrow()
+        if local.num_rows <= driver_max_edges:
+            return edges.sparkSession.createDataFrame(local_labels(local))
+        log.info("components: more than %d edges; solving in Spark", driver_max_edges)
     current = _cut_lineage(edges, reliable=False)
     fingerprint = _edge_set_fingerprint(current)
     for iteration in range(1, max_iterations + 1):
@@ -92,3 +107,18 @@ def component_labels(edges: DataFrame, *, checkpoint_every: int, max_iterations:
     # Now a set of stars: every node points at its component's smallest node.
     hubs = current.select(F.col("dst").alias("node")).distinct().withColumn("label", F.col("node"))
     return current.select(F.col("src").alias("node"), F.col("dst").alias("label")).unionByName(hubs).distinct()
+
+
+def local_labels(edges: pa.Table) -> pa.Table:
+    """(node, label) of an in-memory (src, dst) edge table, labelled like component_labels."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ends = np.concatenate([edges.column("src").to_numpy(), edges.column("dst").to_numpy()]).astype(np.int64)
+    nodes, index = np.unique(ends, return_inverse=True)
+    count = edges.num_rows
+    graph = coo_matrix((np.ones(count, np.int8), (index[:count], index[count:])), shape=(nodes.size, nodes.size))
+    _, component = connected_components(graph, directed=False)
+    # `nodes` is sorted, so a component's first node in it is its smallest.
+    _, first = np.unique(component, return_index=True)
+    return pa.table({"node": nodes, "label": nodes[first[component]]})

@@ -89,6 +89,7 @@ class GroupsConfig:
     setup_columns: tuple[str, ...]
     checkpoint_every: int
     max_iterations: int
+    driver_max_edges: int
 
 
 @dataclass(frozen=True)

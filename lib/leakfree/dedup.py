@@ -1,7 +1,7 @@
 """The candidates and pairs stages: which files might be duplicates, and which are.
 
-candidates: LSH banding of every signature family (sparse and dense audio windows,
-captions) plus exact-digest pairs, one row per file pair with the sources that proposed it.
+candidates: LSH banding of every signature family (audio windows per landmark family,
+captions) and of the exact digests, one row per file pair with the sources that proposed it.
 pairs: every candidate checked with the real measures (verify.py) on the executors; one
 row per (pair, method) that holds, with its evidence.
 """
@@ -54,7 +54,18 @@ PAIR_SCHEMA = pa.schema(
         ("caption_jaccard", pa.float64()),
     ]
 )
-_SIDE_COLUMNS = ("hashes", "times", "logmel", "logmel_bands", "logmel_hop_s", "hop_s", "caption_signature", "decoded_s")
+_SIDE_COLUMNS = (
+    "hashes",
+    "times",
+    "logmel",
+    "logmel_bands",
+    "logmel_hop_s",
+    "hop_s",
+    "caption_signature",
+    "decoded_s",
+    "content_sha256",
+    "pcm_sha256",
+)
 
 
 BAND_INDEX_SCHEMA = StructType(
@@ -76,22 +87,19 @@ CANDIDATES_SCHEMA = StructType(
 )
 # What identifies an LSH bucket in the band index.
 BUCKET = ["source", "band", "key"]
-# Index row of a file with no signature (silence, no caption): it is indexed, not pending.
-NO_SIGNATURE = "none"
 
 
 def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: int, warehouse: str, run: RunLog) -> None:
     """Band the files not in the band index yet (all of them on a first run), pair them
-    with every indexed file sharing a bucket or a digest, and index them."""
+    with every indexed file sharing a bucket, and index them."""
     with run.stage("candidates") as stats:
         # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
         live = live_features(spark, warehouse).select(
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
-        digests = live.select("file_id", "content_sha256", "pcm_sha256").persist()
         tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
         indexed = tables.read(spark, warehouse, "band_index").select("file_id", "content_sha256").distinct().persist()
-        dropped = drop_stale(spark, warehouse, indexed, digests)
+        dropped = drop_stale(spark, warehouse, indexed, live)
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         stats.rows_in = pending.count()
@@ -107,7 +115,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.rows,
         )
         if stats.rows_in == 0:
-            for frame in (pending, indexed, digests):
+            for frame in (pending, indexed):
                 frame.unpersist()
             stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             return  # nothing new: the index and the candidates stand
@@ -121,30 +129,25 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .persist()
         )
         banded, oversized = _banded_pairs(touched, new_keys, settings.max_bucket)
-        found = [banded, *_digest_pairs(digests, pending, settings.max_bucket)]
-        proposed = (
-            reduce(DataFrame.unionByName, found)
-            .groupBy("file_a", "file_b")
-            .agg(F.sort_array(F.collect_set("source")).alias("sources"))
+        proposed = banded.groupBy("file_a", "file_b").agg(F.sort_array(F.collect_set("source")).alias("sources"))
+        # Every proposed pair holds a file banded in this run, so a pair already there comes
+        # from a killed run that proposed the same sources.
+        tables.add_missing(
+            proposed.withColumn("verified", F.lit(False)).select(*CANDIDATES_SCHEMA.names),
+            warehouse,
+            "candidates",
+            ["file_a", "file_b"],
         )
-        _add_candidates(spark, warehouse, proposed)
         _record_oversized(spark, warehouse, oversized, run.run_id)
         # Index last: a run killed before this point finds the same files pending again.
-        unbanded = pending.join(new_keys.select("file_id").distinct(), "file_id", "left_anti").select(
-            "file_id",
-            "content_sha256",
-            F.lit(NO_SIGNATURE).alias("source"),
-            F.lit(-1).alias("band"),
-            F.lit(0).cast("long").alias("key"),
-        )
-        tables.append(new_keys.unionByName(unbanded).select(*BAND_INDEX_SCHEMA.names), warehouse, "band_index")
+        tables.append(new_keys, warehouse, "band_index")
         stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
-        for frame in (touched, new_keys, pending, indexed, digests):
+        for frame in (touched, new_keys, pending, indexed):
             frame.unpersist()
 
 
 def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> tuple[DataFrame, DataFrame]:
-    """Pairs from the LSH buckets that hold a new file (`touched`: the index rows in those
+    """Pairs from the buckets that hold a new file (`touched`: the index rows in those
     buckets), and the oversized buckets."""
     rows = touched.select("file_id", *BUCKET, F.lit(False).alias("new")).unionByName(
         new_keys.select("file_id", *BUCKET, F.lit(True).alias("new"))
@@ -152,25 +155,11 @@ def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> t
     return lsh.keyed_pairs(rows, BUCKET, max_bucket=max_bucket, carry=["source"])
 
 
-def _digest_pairs(digests: DataFrame, pending: DataFrame, max_bucket: int) -> list[DataFrame]:
-    """Exact-duplicate pairs with a new file: the same bytes, or the same decoded PCM."""
-    new = pending.select("file_id", F.lit(True).alias("new"))
-    found = []
-    for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
-        keyed = (
-            digests.where(F.col(digest).isNotNull())
-            .join(pending.select(digest).distinct(), digest, "left_semi")
-            .join(new, "file_id", "left")
-            .fillna(False, ["new"])
-            .select("file_id", digest, "new")
-        )
-        pairs, _ = lsh.keyed_pairs(keyed, [digest], max_bucket=max_bucket)
-        found.append(pairs.withColumn("source", F.lit(source)))
-    return found
-
-
 def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> DataFrame:
-    """Band keys of every signature of `files`: audio windows per family, and captions."""
+    """Index rows of `files`: the band keys of every signature (audio windows per family,
+    captions) and one bucket per digest (the same bytes, the same decoded PCM), so exact
+    copies pair up through the same shuffle. Every file has a content digest, so every file
+    is indexed, even one with no signature (silence, no caption)."""
     segments = files.where("flag IS NULL").select("file_id", "content_sha256", F.explode("segments").alias("s"))
     parts = []
     for family in AUDIO_FAMILIES:
@@ -182,6 +171,16 @@ def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> Da
         "file_id", "content_sha256", F.col("caption_signature").alias("signature")
     )
     parts.append(lsh.band_rows(captions, caption, source=lsh.CAPTION, keep=["content_sha256"]))
+    for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
+        parts.append(
+            files.where(F.col(digest).isNotNull()).select(
+                "file_id",
+                "content_sha256",
+                F.lit(source).alias("source"),
+                F.lit(0).alias("band"),
+                F.xxhash64(digest).alias("key"),
+            )
+        )
     return reduce(DataFrame.unionByName, parts).select(*BAND_INDEX_SCHEMA.names)
 
 
@@ -202,15 +201,6 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
             gone.alias("s"), condition
         ).whenMatchedDelete().execute()
     return len(stale_ids)
-
-
-def _add_candidates(spark: SparkSession, warehouse: str, proposed: DataFrame) -> None:
-    # An append, not a MERGE (which costs seconds even for a few rows): every proposed pair
-    # holds a file banded in this run, so a pair already there comes from a killed run
-    # proposing the same sources, and is left as it is.
-    known = tables.read(spark, warehouse, "candidates").select("file_a", "file_b")
-    fresh = proposed.join(known, ["file_a", "file_b"], "left_anti").withColumn("verified", F.lit(False))
-    tables.append(fresh.select(*CANDIDATES_SCHEMA.names), warehouse, "candidates")
 
 
 def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:
@@ -256,7 +246,8 @@ def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, r
             lambda batches: verify_batches(batches, params), from_arrow_schema(PAIR_SCHEMA)
         )
         edges = verified.withColumn("run_id", F.lit(run.run_id))
-        tables.upsert(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
+        # Verification is deterministic: an edge already there comes from a killed run.
+        tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
         # Mark last: a run killed before this point verifies the same candidates again.
         (
             DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
@@ -283,7 +274,15 @@ def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
     pair = {"file_a": row["file_a"], "file_b": row["file_b"]}
     sources = set(row["sources"])
     edges = []
-    exact = next((m for m in (lsh.EXACT_BYTES, lsh.EXACT_PCM) if m in sources), None)
+    # A digest bucket's key is a 64-bit hash of the digest: the digests themselves decide.
+    exact = next(
+        (
+            method
+            for method, digest in ((lsh.EXACT_BYTES, "content_sha256"), (lsh.EXACT_PCM, "pcm_sha256"))
+            if method in sources and row[f"a_{digest}"] is not None and row[f"a_{digest}"] == row[f"b_{digest}"]
+        ),
+        None,
+    )
     if exact is not None:
         seconds = row["a_decoded_s"]
         edges.append(

@@ -48,18 +48,29 @@ def beeps(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndar
 
 
 def sweep(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    """A rising tone with its own wobble: two plain chirps of one slope would share a
+    stretch of the same line, a sweep with vibrato of another rate and phase does not."""
     t = np.arange(int(seconds * rate)) / rate
     f0, f1 = rng.uniform(100, 800), rng.uniform(1000, 8000)
-    phase = 2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds))
-    return 0.5 * np.sin(phase) * np.hanning(t.size) ** 0.3
+    glide = f0 + (f1 - f0) * (t / max(seconds, 1e-9)) ** rng.uniform(0.6, 1.6)
+    wobble = 1 + rng.uniform(0.01, 0.04) * np.sin(2 * np.pi * rng.uniform(3, 9) * t + rng.uniform(0, 2 * np.pi))
+    phase = 2 * np.pi * np.cumsum(glide * wobble) / rate
+    tone = np.sin(phase) + rng.uniform(0.1, 0.5) * np.sin(2 * phase)
+    return 0.35 * tone * np.hanning(t.size) ** 0.3
 
 
 def engine(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:
+    """A running engine: its speed wanders with the load (a smoothed random walk, so no two
+    engines trace one pitch curve), its harmonics have their own colour, and each firing
+    adds a little noise."""
     t = np.arange(int(seconds * rate)) / rate
-    f = rng.uniform(30, 70) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.2, 1.5) * t))
-    phase = 2 * np.pi * np.cumsum(f) / rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 9))
-    return 0.3 * tone * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(4, 12) * t))
+    walk = rng.standard_normal(int(seconds * 8) + 2).cumsum() * 0.08
+    speed = np.exp(np.interp(t, np.linspace(0, seconds, walk.size), walk))
+    phase = 2 * np.pi * np.cumsum(rng.uniform(25, 110) * speed) / rate
+    colour = rng.uniform(0.2, 1.0, 8)
+    tone = sum(colour[k - 1] * np.sin(k * phase) / k for k in range(1, 9))
+    firing = np.maximum(np.sin(phase), 0) ** 8 * rng.standard_normal(t.size) * rng.uniform(0.1, 0.3)
+    return 0.3 * (tone + firing) * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(4, 12) * t))
 
 
 def wind(rng: np.random.Generator, seconds: float, rate: int = RATE) -> np.ndarray:

@@ -46,6 +46,16 @@ def setup_edges(catalog: DataFrame, columns: tuple[str, ...]) -> DataFrame:
     return reduce(DataFrame.unionByName, edges)
 
 
+def edge_components(edges: DataFrame, settings: GroupsConfig) -> DataFrame:
+    """(node, label) of the connected components of (file_a, file_b) edges."""
+    return component_labels(
+        oriented(edges),
+        checkpoint_every=settings.checkpoint_every,
+        max_iterations=settings.max_iterations,
+        driver_max_edges=settings.driver_max_edges,
+    )
+
+
 def build_groups(spark: SparkSession, *, settings: GroupsConfig, warehouse: str, run: RunLog) -> None:
     with run.stage("groups") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
@@ -61,11 +71,7 @@ def build_groups(spark: SparkSession, *, settings: GroupsConfig, warehouse: str,
         edges = duplicates.unionByName(setup_edges(catalog, settings.setup_columns)).persist()
         if not spark.sparkContext.getCheckpointDir():
             spark.sparkContext.setCheckpointDir(tables.table_path(warehouse, "_checkpoints"))
-        labels = component_labels(
-            oriented(edges),
-            checkpoint_every=settings.checkpoint_every,
-            max_iterations=settings.max_iterations,
-        )
+        labels = edge_components(edges, settings)
         groups = files.join(labels.withColumnRenamed("node", "file_id"), "file_id", "left").select(
             "file_id", F.coalesce("label", "file_id").alias("group_id")
         )

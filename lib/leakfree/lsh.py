@@ -1,4 +1,4 @@
-"""Candidate pairs: MinHash LSH banding as a Spark shuffle, plus exact-digest pairs.
+"""Candidate pairs: MinHash LSH banding as a Spark shuffle.
 
 Each signature is cut into `bands` slices of `rows` values; two files whose signatures
 agree on any whole slice land in the same (band, key) bucket and become a candidate pair.

@@ -1,4 +1,4 @@
-"""Connected components in Spark equal a union-find reference on random graphs."""
+"""Connected components, in Spark and on the driver, equal a union-find reference on random graphs."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def union_find(edges: list[tuple[int, int]]) -> dict[int, int]:
     return {node: find(node) for node in parent}
 
 
-def spark_labels(spark, edges: list[tuple[int, int]]) -> dict[int, int]:
+def spark_labels(spark, edges: list[tuple[int, int]], driver_max_edges: int = 0) -> dict[int, int]:
     frame = spark.createDataFrame(edges, "file_a bigint, file_b bigint")
-    labels = component_labels(oriented(frame), checkpoint_every=2, max_iterations=60)
+    labels = component_labels(oriented(frame), checkpoint_every=2, max_iterations=60, driver_max_edges=driver_max_edges)
     return {r.node: r.label for r in labels.collect()}
 
 
@@ -60,9 +60,18 @@ graphs = st.one_of(
 def test_labels_equal_union_find(spark, edges):
     expected = {n: label for n, label in union_find(edges).items() if any(n in e and e[0] != e[1] for e in edges)}
     assert spark_labels(spark, edges) == expected
+    # On the driver; a limit of one edge fewer than the graph sends it back to Spark.
+    assert spark_labels(spark, edges, driver_max_edges=len(edges)) == expected
 
 
-def test_a_long_chain_in_shuffled_order(spark):
+@pytest.mark.parametrize("driver_max_edges", [0, 50, 100])
+def test_a_long_chain_in_shuffled_order(spark, driver_max_edges):
     nodes = [7 * i % 101 + 1000 for i in range(101)]  # a permutation: ids not in chain order
-    labels = spark_labels(spark, chain(nodes))
+    labels = spark_labels(spark, chain(nodes), driver_max_edges)  # 100 edges: 50 is too few
     assert set(labels.values()) == {min(nodes)} and len(labels) == 101
+
+
+def test_no_edges_no_labels(spark):
+    frame = spark.createDataFrame([], "file_a bigint, file_b bigint")
+    labels = component_labels(oriented(frame), checkpoint_every=2, max_iterations=60, driver_max_edges=10)
+    assert labels.count() == 0 and labels.columns == ["node", "label"]
