@@ -193,10 +193,51 @@ _WORDS = {
 }
 _PLACES = ["close", "distant", "indoors", "outdoors", "in a yard", "in a tunnel", "at night", "stereo"]
 _MOODS = ["heavy", "light", "sharp", "soft", "long", "short", "muffled", "bright", "slow", "fast", "old", "big"]
+# What a recordist notes about one take; two takes of a large library rarely share both.
+_DETAILS = [
+    "rain behind",
+    "crowd murmur",
+    "traffic far off",
+    "birds in background",
+    "room tone",
+    "slight hum",
+    "with reverb",
+    "dry",
+    "single",
+    "repeated",
+    "two in a row",
+    "slow approach",
+    "fading away",
+    "handheld",
+    "on a stand",
+    "wind noise",
+    "echo",
+    "low rumble",
+    "clicks",
+    "close mic",
+    "from above",
+    "from below",
+    "left to right",
+    "right to left",
+    "getting louder",
+    "quiet start",
+    "abrupt end",
+    "long tail",
+    "pitched down",
+    "recorded at dawn",
+    "recorded at dusk",
+    "summer",
+    "winter",
+    "wet",
+    "",
+]
 
 
 def _caption(rng: np.random.Generator, kind: str) -> str:
-    return f"{rng.choice(_MOODS)} {rng.choice(_WORDS[kind])}, {rng.choice(_PLACES)}, take {rng.integers(1, 9)}"
+    detail = " and ".join(rng.choice(_DETAILS, 2, replace=False))
+    return (
+        f"{rng.choice(_MOODS)} {rng.choice(_WORDS[kind])}, {detail}, {rng.choice(_PLACES)}, take {rng.integers(1, 9)}"
+    )
 
 
 def write_demo_library(folder: str | Path, seed: int = 7, originals: int = 96) -> list[DemoFile]:
