@@ -147,9 +147,4 @@ class RunLog:
             stages=[Row(**asdict(s)) for s in self.stages],
             changes=dict(self.changes),
         )
-        frame = self.spark.createDataFrame([row], RUNS_SCHEMA)
-        mine = tables.read(self.spark, self.warehouse, "runs").where(f"run_id = {tables.sql_string(self.run_id)}")
-        if mine.isEmpty():
-            tables.append(frame, self.warehouse, "runs")  # a new run: an append costs a MERGE's fraction
-        else:
-            tables.upsert(frame, self.warehouse, "runs", ["run_id"])
+        tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])

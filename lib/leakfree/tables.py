@@ -104,6 +104,11 @@ def upsert(df: DataFrame, warehouse: str, name: str, keys: list[str]) -> None:
     if not exists(spark, warehouse, name):
         overwrite(df, warehouse, name)
         return
+    if read(spark, warehouse, name).join(df.select(*keys), keys, "left_semi").isEmpty():
+        # Only new keys (a new run's row, new files' features): an append costs a fraction
+        # of a MERGE, which takes seconds even for one row.
+        df.write.format("delta").mode("append").option("mergeSchema", "true").save(table_path(warehouse, name))
+        return
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     (
         ensure(spark, warehouse, name, df.schema)
