@@ -229,7 +229,6 @@ _DETAILS = [
     "summer",
     "winter",
     "wet",
-    "",
 ]
 
 
