@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 log = logging.getLogger("leakfree")
 
@@ -111,9 +113,6 @@ def component_labels(
 
 def local_labels(edges: pa.Table) -> pa.Table:
     """(node, label) of an in-memory (src, dst) edge table, labelled like component_labels."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     ends = np.concatenate([edges.column("src").to_numpy(), edges.column("dst").to_numpy()]).astype(np.int64)
     nodes, index = np.unique(ends, return_inverse=True)
     count = edges.num_rows

@@ -167,3 +167,23 @@ def test_a_table_whose_creation_was_killed_is_created_on_the_rerun(spark, tmp_pa
     with pytest.raises(Exception, match="DELTA"):  # a log with any other file is never removed
         tables.ensure(spark, str(tmp_path), "u", rows.schema)
     assert (tmp_path / "u" / "_delta_log" / "00000000000000000000.json.tmp").exists()
+
+
+def test_add_missing_and_upsert_write_each_key_once(spark, tmp_path):
+    """Both write paths of a nightly run: add_missing keeps the rows already there, upsert
+    appends rows with only new keys and replaces the ones it finds."""
+    warehouse = str(tmp_path)
+    schema = "file_id bigint, value string"
+
+    def contents(name: str) -> list[tuple]:
+        return sorted(tuple(r) for r in tables.read(spark, warehouse, name).collect())
+
+    tables.overwrite(spark.createDataFrame([(1, "a")], schema), warehouse, "kept")
+    for _ in range(2):  # a rerun after a kill adds nothing twice
+        tables.add_missing(spark.createDataFrame([(1, "changed"), (2, "b")], schema), warehouse, "kept", ["file_id"])
+    assert contents("kept") == [(1, "a"), (2, "b")]
+
+    tables.upsert(spark.createDataFrame([(1, "a")], schema), warehouse, "replaced", ["file_id"])
+    tables.upsert(spark.createDataFrame([(2, "b")], schema), warehouse, "replaced", ["file_id"])  # new keys only
+    tables.upsert(spark.createDataFrame([(2, "changed"), (3, "c")], schema), warehouse, "replaced", ["file_id"])
+    assert contents("replaced") == [(1, "a"), (2, "changed"), (3, "c")]
