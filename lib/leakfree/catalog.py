@@ -151,6 +151,8 @@ def build_catalog(
             ]
             current = current.join(meta, "path", "left")
 
+        # Counted, compared with the table and written: built once.
+        current = current.persist()
         run.changes.update(_changes(listed, known, read_ok))
         tables.merge_snapshot(current, warehouse, "catalog", run_id=run.run_id, first_run_column="first_seen_run")
         problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
@@ -161,6 +163,7 @@ def build_catalog(
             )
         stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
         stats.rows_out = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
+        current.unpersist()
         probed.unpersist()
 
 

@@ -98,7 +98,14 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
         tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
-        indexed = tables.read(spark, warehouse, "band_index").select("file_id", "content_sha256").distinct().persist()
+        # Every indexed file has exactly one exact_bytes row: reading those few rows is much
+        # cheaper than a distinct over the whole index.
+        indexed = (
+            tables.read(spark, warehouse, "band_index")
+            .where(F.col("source") == lsh.EXACT_BYTES)
+            .select("file_id", "content_sha256")
+            .persist()
+        )
         dropped = drop_stale(spark, warehouse, indexed, live)
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
@@ -138,7 +145,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             "candidates",
             ["file_a", "file_b"],
         )
-        _record_oversized(spark, warehouse, oversized, run.run_id)
+        _record_oversized(spark, warehouse, oversized, run)
         # Index last: a run killed before this point finds the same files pending again.
         tables.append(new_keys, warehouse, "band_index")
         stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
@@ -203,13 +210,13 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
     return len(stale_ids)
 
 
-def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run_id: str) -> None:
+def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame, run: RunLog) -> None:
     buckets = oversized.collect()  # a few rows: one per bucket past max_bucket
     if not buckets and tables.exists(spark, warehouse, "oversized_buckets"):
         return
-    rows = spark.createDataFrame(buckets, oversized.schema).withColumn("run_id", F.lit(run_id))
+    rows = spark.createDataFrame(buckets, oversized.schema).withColumn("run_id", F.lit(run.run_id))
     tables.ensure(spark, warehouse, "oversized_buckets", rows.schema)
-    tables.replace_where(rows, warehouse, "oversized_buckets", f"run_id = {tables.sql_string(run_id)}")
+    run.write_rows(rows, "oversized_buckets")
     for bucket in buckets:
         log.warning(
             "candidates: %s band %d holds %d files; paired as a star around file %d",

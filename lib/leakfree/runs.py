@@ -88,11 +88,14 @@ class RunLog:
     stages: list[StageStats] = field(default_factory=list)
     # What the run found and did: new_files, changed_files, deleted_files, moved_files.
     changes: dict[str, int] = field(default_factory=dict)
+    # Whether this run id has run before (a killed run started again with its --run-id):
+    # only then can tables already hold rows of this run that must be replaced.
+    resumed: bool = False
 
     def start(self) -> None:
         tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
         tables.ensure(self.spark, self.warehouse, "errors", ERRORS_SCHEMA)
-        self._write("running", None, None)
+        self.resumed = self._write("running", None, None)
         log.info("run %s started (warehouse %s)", self.run_id, tables.table_path(self.warehouse, ""))
 
     def finish(self, status: str, message: str | None = None) -> None:
@@ -119,7 +122,7 @@ class RunLog:
         )
 
     def record_errors(self, stage: str, errors: DataFrame) -> int:
-        """Replace this run's errors for `stage` with `errors` (path, file_id, error_class, message)."""
+        """This run's errors for `stage` (path, file_id, error_class, message); returns how many."""
         rows = errors.select(
             F.lit(self.run_id).alias("run_id"),
             F.lit(stage).alias("stage"),
@@ -128,14 +131,22 @@ class RunLog:
             F.col("error_class").cast("string"),
             F.col("message").cast("string"),
         )
-        condition = f"run_id = {tables.sql_string(self.run_id)} AND stage = {tables.sql_string(stage)}"
-        recorded = tables.read(self.spark, self.warehouse, "errors").where(condition)
-        if rows.isEmpty() and recorded.isEmpty():
-            return 0  # nothing to write: no empty commit
-        tables.replace_where(rows, self.warehouse, "errors", condition)
-        return recorded.count()
+        count = rows.count()
+        # No empty commit, unless an earlier attempt of this run may have errors to replace.
+        if count or self.resumed:
+            self.write_rows(rows, "errors", f"stage = {tables.sql_string(stage)}")
+        return count
 
-    def _write(self, status: str, message: str | None, ended_at: datetime | None) -> None:
+    def write_rows(self, rows: DataFrame, name: str, where: str = "") -> None:
+        """Write this run's rows of `name` (a table with a run_id column, narrowed by `where`)
+        in one commit. A new run appends them; a resumed one replaces what it wrote before."""
+        if not self.resumed:
+            tables.append(rows, self.warehouse, name)
+            return
+        condition = " AND ".join(filter(None, [f"run_id = {tables.sql_string(self.run_id)}", where]))
+        tables.replace_where(rows, self.warehouse, name, condition)
+
+    def _write(self, status: str, message: str | None, ended_at: datetime | None) -> bool:
         row = Row(
             run_id=self.run_id,
             command=self.command,
@@ -147,4 +158,4 @@ class RunLog:
             stages=[Row(**asdict(s)) for s in self.stages],
             changes=dict(self.changes),
         )
-        tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])
+        return tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])

@@ -227,11 +227,11 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
             "file_id bigint, path string, group_id bigint, split string, stratum string",
         )
         tables.merge_snapshot(result, warehouse, "splits", run_id=run.run_id, first_run_column="assigned_run")
-        _record_moves(spark, warehouse, moves, run.run_id)
+        _record_moves(spark, warehouse, moves, run)
         run.changes["moved_files"] = len({m[0] for m in moves})
         shares, off_target = balance(rows, assignment, settings)
         warnings += off_target
-        _record_balance(spark, warehouse, shares, warnings, run.run_id)
+        _record_balance(spark, warehouse, shares, warnings, run)
         stats.rows_out = len(assignment)
         for warning in warnings:
             log.warning("splits: %s", warning)
@@ -322,11 +322,11 @@ def _previous(spark: SparkSession, warehouse: str) -> DataFrame:
 MOVES_SCHEMA = "run_id string, file_id bigint, group_id bigint, from_split string, to_split string, reason string"
 
 
-def _record_moves(spark: SparkSession, warehouse: str, moves: list[tuple], run_id: str) -> None:
-    rows = [(run_id, f, g, frm, to, why) for f, frm, to, why, g in moves]
+def _record_moves(spark: SparkSession, warehouse: str, moves: list[tuple], run: RunLog) -> None:
+    rows = [(run.run_id, f, g, frm, to, why) for f, frm, to, why, g in moves]
     frame = spark.createDataFrame(rows, MOVES_SCHEMA)
     tables.ensure(spark, warehouse, "moves", frame.schema)
-    tables.replace_where(frame, warehouse, "moves", f"run_id = {tables.sql_string(run_id)}")
+    run.write_rows(frame, "moves")
 
 
 def balance(rows: list, assignment: dict[int, str], settings: SplitsConfig) -> tuple[list[tuple], list[str]]:
@@ -360,8 +360,8 @@ BALANCE_SCHEMA = (
 )
 
 
-def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], warnings: list[str], run_id: str) -> None:
+def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], warnings: list[str], run: RunLog) -> None:
     note = "\n".join(warnings)
-    frame = spark.createDataFrame([(run_id, *row, note) for row in table], BALANCE_SCHEMA)
+    frame = spark.createDataFrame([(run.run_id, *row, note) for row in table], BALANCE_SCHEMA)
     tables.ensure(spark, warehouse, "split_balance", frame.schema)
-    tables.replace_where(frame, warehouse, "split_balance", f"run_id = {tables.sql_string(run_id)}")
+    run.write_rows(frame, "split_balance")

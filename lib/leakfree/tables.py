@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import reduce
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -98,17 +99,18 @@ def overwrite(df: DataFrame, warehouse: str, name: str) -> None:
     register(df.sparkSession, warehouse, [name])
 
 
-def upsert(df: DataFrame, warehouse: str, name: str, keys: list[str]) -> None:
-    """Insert or replace the rows of `df` by `keys`, in one commit (rerunning it changes nothing)."""
+def upsert(df: DataFrame, warehouse: str, name: str, keys: list[str]) -> bool:
+    """Insert or replace the rows of `df` by `keys`, in one commit (rerunning it changes
+    nothing); returns whether any of those keys was there already."""
     spark = df.sparkSession
     if not exists(spark, warehouse, name):
         overwrite(df, warehouse, name)
-        return
+        return False
     if read(spark, warehouse, name).join(df.select(*keys), keys, "left_semi").isEmpty():
         # Only new keys (a new run's row, new files' features): an append costs a fraction
         # of a MERGE, which takes seconds even for one row.
-        df.write.format("delta").mode("append").option("mergeSchema", "true").save(table_path(warehouse, name))
-        return
+        _append_evolving(df, warehouse, name)
+        return False
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
     (
         ensure(spark, warehouse, name, df.schema)
@@ -119,6 +121,7 @@ def upsert(df: DataFrame, warehouse: str, name: str, keys: list[str]) -> None:
         .whenNotMatchedInsertAll()
         .execute()
     )
+    return True
 
 
 def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str, first_run_column: str) -> None:
@@ -133,6 +136,12 @@ def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str
         overwrite(source, warehouse, name)
         return
     compared = [c for c in current.columns if c != "file_id"]
+    target = read(spark, warehouse, name)
+    same_types = all(c in target.columns and target.schema[c].dataType == current.schema[c].dataType for c in compared)
+    if same_types and _only_inserts(current, target, compared):
+        # A night that only adds files: appending them costs a fraction of the MERGE.
+        _append_evolving(source.join(target.select("file_id"), "file_id", "left_anti"), warehouse, name)
+        return
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) + " OR t.retired"
     update = {f"`{c}`": f"s.`{c}`" for c in compared} | {"updated_run": "s.updated_run", "retired": "false"}
     (
@@ -147,6 +156,23 @@ def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str
         )
         .execute()
     )
+
+
+def _only_inserts(current: DataFrame, target: DataFrame, compared: list[str]) -> bool:
+    """Whether merging `current` into `target` would only insert rows: no row changes,
+    comes back from retirement or is retired. One pass over both."""
+    t = target.select("file_id", "retired", *(F.col(c).alias(f"t_{c}") for c in compared))
+    s = current.select("file_id", F.lit(True).alias("listed"), *(F.col(c).alias(f"s_{c}") for c in compared))
+    differs = reduce(lambda a, b: a | b, [~F.col(f"t_{c}").eqNullSafe(F.col(f"s_{c}")) for c in compared], F.lit(False))
+    present = F.col("retired").isNotNull()
+    retire = present & ~F.col("retired") & F.col("listed").isNull()
+    update = present & F.col("listed").isNotNull() & (F.col("retired") | differs)
+    return t.join(s, "file_id", "full_outer").where(retire | update).isEmpty()
+
+
+def _append_evolving(df: DataFrame, warehouse: str, name: str) -> None:
+    """Append, adding any new column, as the MERGE it stands in for would."""
+    df.write.format("delta").mode("append").option("mergeSchema", "true").save(table_path(warehouse, name))
 
 
 def register(spark: SparkSession, warehouse: str, names: Iterable[str] = TABLES) -> list[str]:

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import soundfile as sf
+from delta.tables import DeltaTable
 
 from leakfree import tables
 from leakfree.pipeline import run_stages
@@ -187,3 +188,32 @@ def test_add_missing_and_upsert_write_each_key_once(spark, tmp_path):
     tables.upsert(spark.createDataFrame([(2, "b")], schema), warehouse, "replaced", ["file_id"])  # new keys only
     tables.upsert(spark.createDataFrame([(2, "changed"), (3, "c")], schema), warehouse, "replaced", ["file_id"])
     assert contents("replaced") == [(1, "a"), (2, "changed"), (3, "c")]
+
+
+def test_merge_snapshot_appends_only_when_a_snapshot_only_adds_rows(spark, tmp_path):
+    """A night that only adds files is an append; a changed value, a vanished row or a
+    returning one still goes through the MERGE, with the same bookkeeping."""
+    warehouse = str(tmp_path)
+    schema = "file_id bigint, value string"
+
+    def snapshot(rows: list[tuple], run_id: str) -> str:
+        frame = spark.createDataFrame(rows, schema)
+        tables.merge_snapshot(frame, warehouse, "snap", run_id=run_id, first_run_column="first_run")
+        return DeltaTable.forPath(spark, tables.table_path(warehouse, "snap")).history(1).first().operation
+
+    def contents() -> list[tuple]:
+        columns = ["file_id", "value", "first_run", "updated_run", "retired"]
+        return sorted(tuple(r) for r in tables.read(spark, warehouse, "snap").select(*columns).collect())
+
+    snapshot([(1, "a"), (2, "b")], "r1")
+    assert snapshot([(1, "a"), (2, "b"), (3, "c")], "r2") == "WRITE"
+    assert contents() == [(1, "a", "r1", "r1", False), (2, "b", "r1", "r1", False), (3, "c", "r2", "r2", False)]
+    assert snapshot([(1, "a"), (2, "changed"), (3, "c")], "r3") == "MERGE"
+    assert snapshot([(1, "a"), (2, "changed")], "r4") == "MERGE"  # 3 retires
+    assert snapshot([(1, "a"), (2, "changed"), (3, "c"), (4, "d")], "r5") == "MERGE"  # 3 comes back
+    assert contents() == [
+        (1, "a", "r1", "r1", False),
+        (2, "changed", "r1", "r3", False),
+        (3, "c", "r2", "r5", False),
+        (4, "d", "r5", "r5", False),
+    ]
