@@ -119,14 +119,23 @@ def zoo(tmp_path_factory, test_config):
 @pytest.fixture(scope="module")
 def reference(spark, zoo):
     run_stages(spark, zoo["cfg"], list(STAGES), command="test", run_id="reference")
-    return snapshot(spark, zoo["cfg"].warehouse.path, str(zoo["lib"]))
+    return snapshot(spark, zoo["cfg"].warehouse.path, str(zoo["lib"]), "reference")
 
 
-def snapshot(spark, warehouse: str, lib: str) -> dict:
-    """The rows a rerun must reproduce exactly, keyed by relative path."""
+def snapshot(spark, warehouse: str, lib: str, run_id: str) -> dict:
+    """The rows a rerun must reproduce exactly, keyed by relative path; of the tables kept
+    per run, the rows of `run_id` (a resumed run replaces what its killed attempt wrote)."""
     catalog = tables.read(spark, warehouse, "catalog")
     rel = {r.file_id: os.path.relpath(r.path, lib) for r in catalog.collect()}
+    of_run = f"run_id = '{run_id}'"
     return {
+        "errors": sorted(
+            (r.stage, os.path.relpath(r.path, lib), r.error_class)
+            for r in tables.read(spark, warehouse, "errors").where(of_run).collect()
+        ),
+        "split_balance": sorted(
+            (r.split, r.files) for r in tables.read(spark, warehouse, "split_balance").where(of_run).collect()
+        ),
         "catalog": sorted((rel[r.file_id], r.content_sha256, r.retired) for r in catalog.collect()),
         "features": sorted(
             (rel[r.file_id], r.pcm_sha256, tuple(r.hashes)) for r in tables.read(spark, warehouse, "features").collect()
@@ -227,7 +236,7 @@ def test_killed_runs_resume_to_the_same_tables_on_one_executor_in_another_order(
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     assert killed_in == ["pairs"]
-    assert snapshot(spark, str(warehouse), str(zoo["lib"])) == reference
+    assert snapshot(spark, str(warehouse), str(zoo["lib"]), "cli") == reference
     runs = tables.read(spark, str(warehouse), "runs").collect()
     assert [(r.run_id, r.status) for r in runs] == [("cli", "succeeded")]
 
@@ -248,4 +257,4 @@ def test_sigkill_in_each_stage(spark, zoo, reference, stage):
     rerun = leakfree(*args)
     _, err = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, err[-3000:]
-    assert snapshot(spark, str(warehouse), str(zoo["lib"])) == reference
+    assert snapshot(spark, str(warehouse), str(zoo["lib"]), "cli") == reference
