@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import reduce
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
@@ -142,14 +142,13 @@ def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str
         # A night that only adds files: appending them costs a fraction of the MERGE.
         _append_evolving(source.join(target.select("file_id"), "file_id", "left_anti"), warehouse, name)
         return
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compared) + " OR t.retired"
     update = {f"`{c}`": f"s.`{c}`" for c in compared} | {"updated_run": "s.updated_run", "retired": "false"}
     (
         ensure(spark, warehouse, name, source.schema)
         .alias("t")
         .merge(source.alias("s"), "t.file_id = s.file_id")
         .withSchemaEvolution()
-        .whenMatchedUpdate(condition=changed, set=update)
+        .whenMatchedUpdate(condition=_changed(compared), set=update)
         .whenNotMatchedInsertAll()
         .whenNotMatchedBySourceUpdate(
             condition="NOT t.retired", set={"retired": "true", "updated_run": sql_string(run_id)}
@@ -161,13 +160,17 @@ def merge_snapshot(current: DataFrame, warehouse: str, name: str, *, run_id: str
 def _only_inserts(current: DataFrame, target: DataFrame, compared: list[str]) -> bool:
     """Whether merging `current` into `target` would only insert rows: no row changes,
     comes back from retirement or is retired. One pass over both."""
-    t = target.select("file_id", "retired", *(F.col(c).alias(f"t_{c}") for c in compared))
-    s = current.select("file_id", F.lit(True).alias("listed"), *(F.col(c).alias(f"s_{c}") for c in compared))
-    differs = reduce(lambda a, b: a | b, [~F.col(f"t_{c}").eqNullSafe(F.col(f"s_{c}")) for c in compared], F.lit(False))
-    present = F.col("retired").isNotNull()
-    retire = present & ~F.col("retired") & F.col("listed").isNull()
-    update = present & F.col("listed").isNotNull() & (F.col("retired") | differs)
-    return t.join(s, "file_id", "full_outer").where(retire | update).isEmpty()
+    joined = target.alias("t").join(current.alias("s"), F.col("t.file_id") == F.col("s.file_id"), "full_outer")
+    present, listed = F.col("t.file_id").isNotNull(), F.col("s.file_id").isNotNull()
+    retire = present & ~listed & ~F.col("t.retired")
+    return joined.where(retire | (present & listed & _changed(compared))).isEmpty()
+
+
+def _changed(compared: list[str]) -> Column:
+    """Whether a target row `t` differs from its source row `s` in any compared column, or
+    comes back from retirement: the rows a snapshot merge updates."""
+    differs = [~F.col(f"t.`{c}`").eqNullSafe(F.col(f"s.`{c}`")) for c in compared]
+    return reduce(lambda a, b: a | b, differs, F.col("t.retired"))
 
 
 def _append_evolving(df: DataFrame, warehouse: str, name: str) -> None:
