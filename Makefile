@@ -50,10 +50,13 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get install -y -qq chromium >/dev/null; } || echo "no chromium: the browser test will be skipped"
 
-bench: setup ## benchmarks (quality and speed on ../shared/corpus, scaling); results in bench/results/
+bench: setup ## benchmarks (quality and speed on ../shared/corpus, the stress corpus, scaling); results in bench/results/
 	command -v fpcalc >/dev/null || apt-get install -y libchromaprint-tools
+	command -v sox >/dev/null && command -v ffmpeg >/dev/null || apt-get install -y sox libsox-fmt-all ffmpeg
 	$(BIN)/python bench/features_bench.py
 	$(BIN)/python bench/dedup_bench.py
+	$(BIN)/python bench/stress_corpus.py
+	$(BIN)/python bench/robustness_bench.py
 	$(BIN)/python bench/splits_bench.py
 	$(BIN)/python bench/rescan_bench.py
 	$(BIN)/python bench/scaling_bench.py

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
@@ -35,11 +36,11 @@ DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")
 SAME_AUDIO_CORRELATION = 0.6
 
 
-def run_pipeline(warehouse: Path):
+def run_pipeline(warehouse: Path, corpus: Path = CORPUS, metadata: bool = True):
     cfg = Config.from_toml(
         overrides={
-            "library.roots": [str(CORPUS / "audio")],
-            "library.metadata": str(CORPUS / "metadata.csv"),
+            "library.roots": [str(corpus / "audio")],
+            "library.metadata": str(corpus / "metadata.csv") if metadata else "",
             "warehouse.path": str(warehouse),
             "spark.progress_bar": False,
             "spark.master": "local[2]",
@@ -50,7 +51,7 @@ def run_pipeline(warehouse: Path):
     run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs"], command="bench/dedup_bench.py")
     seconds = time.perf_counter() - began
     rel = {
-        r.file_id: os.path.relpath(r.path, CORPUS)
+        r.file_id: os.path.relpath(r.path, corpus)
         for r in tables.read(spark, str(warehouse), "catalog").where("NOT retired").collect()
     }
     pairs = tables.read(spark, str(warehouse), "pairs").collect()
@@ -86,14 +87,17 @@ def exact_baseline(features, rel) -> set[tuple[str, str]]:
     return {(a, b) for members in by_digest.values() for a in members for b in members if a < b}
 
 
-def waveform_correlation(a: str, b: str, rate: int = 8000) -> float:
+def waveform_correlation(a: str, b: str, rate: int = 8000, corpus: Path = CORPUS, speed: float = 1.0) -> float:
     """Pearson correlation of two files' raw waveforms over their overlap at the best lag.
 
     A check independent of leakfree's features (no spectrogram, no hashes) of whether a
     predicted pair truth does not know holds the same audio; calibrated on truth's pairs and
-    on random non-pairs in the same run.
+    on random non-pairs in the same run. `speed`: b is a played `speed` times faster, and
+    is slowed back down first.
     """
-    x, y = (decode_mono(str(CORPUS / p), rate=rate, max_seconds=600).samples.astype(np.float64) for p in (a, b))
+    x, y = (decode_mono(str(corpus / p), rate=rate, max_seconds=600).samples.astype(np.float64) for p in (a, b))
+    if speed != 1.0:
+        y = soxr.resample(y, rate, rate * speed)
     if min(len(x), len(y)) < 2:
         return 0.0
     size = 1 << (len(x) + len(y) - 1).bit_length()
@@ -108,9 +112,9 @@ def waveform_correlation(a: str, b: str, rate: int = 8000) -> float:
     return abs(float(np.corrcoef(xs[:n], ys[:n])[0, 1]))
 
 
-def chromaprints(paths: list[str]) -> dict[str, np.ndarray]:
+def chromaprints(paths: list[str], corpus: Path = CORPUS) -> dict[str, np.ndarray]:
     def one(path: str) -> tuple[str, np.ndarray]:
-        done = subprocess.run(["fpcalc", "-raw", "-json", str(CORPUS / path)], capture_output=True, text=True)
+        done = subprocess.run(["fpcalc", "-raw", "-json", str(corpus / path)], capture_output=True, text=True)
         # fpcalc exits 3 on its routine "End of file" complaint yet prints a fingerprint.
         if not done.stdout.strip():
             return path, np.zeros(0, np.uint32)
@@ -133,8 +137,8 @@ def bit_error_rate(a: np.ndarray, b: np.ndarray, min_overlap: int = 3) -> float:
     return float((sums[ok] / (32 * counts[ok])).min()) if ok.any() else 1.0
 
 
-def chromaprint_baseline(truth, precision_floor: float) -> tuple[dict, float]:
-    prints = chromaprints(truth.paths)
+def chromaprint_baseline(truth, precision_floor: float, corpus: Path = CORPUS) -> tuple[dict, float]:
+    prints = chromaprints(truth.paths, corpus)
     paths = [p for p in truth.paths if len(prints[p])]
     rates = {(a, b): bit_error_rate(prints[a], prints[b]) for i, a in enumerate(paths) for b in paths[i + 1 :]}
     best, best_threshold = score(set(), truth), 0.0

@@ -146,7 +146,7 @@ def run_size(spark, cfg: Config, size: int) -> dict:
         began = time.perf_counter()
         with recorded_run(spark, cfg, f"scaling {size}", None) as run:
             build_candidates(spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=warehouse, run=run)
-            build_pairs(spark, settings=cfg.dedup, warehouse=warehouse, run=run)
+            build_pairs(spark, settings=cfg.dedup, fingerprint=cfg.features.fingerprint, warehouse=warehouse, run=run)
             build_groups(spark, settings=cfg.groups, warehouse=warehouse, run=run)
         seconds = time.perf_counter() - began
     stages = {s.stage: s.seconds for s in run.stages}

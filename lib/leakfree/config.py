@@ -77,6 +77,7 @@ class FeaturesConfig:
 @dataclass(frozen=True)
 class DedupConfig:
     audio_threshold: float
+    triplet_threshold: float
     caption_threshold: float
     max_bucket: int
     pairs_per_task: int

@@ -31,7 +31,8 @@ from pyspark.sql.types import (
 
 from leakfree import lsh, tables
 from leakfree.config import DedupConfig
-from leakfree.features import AUDIO_FAMILIES, live_features
+from leakfree.features import AUDIO_FAMILIES, TRIPLET, live_features
+from leakfree.fingerprint import FingerprintParams, mel_frequencies
 from leakfree.minhash import jaccard_estimate
 from leakfree.runs import RunLog
 from leakfree.verify import VerifyParams, audio_evidence
@@ -51,12 +52,18 @@ PAIR_SCHEMA = pa.schema(
         ("containment", pa.float64()),
         ("aligned_hashes", pa.int32()),
         ("matched_s", pa.float64()),
+        ("aligned_share", pa.float64()),
+        ("time_scale", pa.float64()),
+        ("freq_scale", pa.float64()),
+        ("triplet_votes", pa.int32()),
         ("caption_jaccard", pa.float64()),
     ]
 )
 _SIDE_COLUMNS = (
     "hashes",
     "times",
+    "triplet_hashes",
+    "triplet_points",
     "logmel",
     "logmel_bands",
     "logmel_hop_s",
@@ -110,14 +117,22 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         stats.rows_in = pending.count()
-        audio = lsh.Banding.for_threshold(settings.audio_threshold, num_perm)
+        bandings = {
+            family: lsh.Banding.for_threshold(
+                settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
+            )
+            for family in AUDIO_FAMILIES
+        }
         caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
         log.info(
-            "candidates: %d new or changed files, %d dropped; audio LSH %d bands x %d rows, caption %d x %d",
+            "candidates: %d new or changed files, %d dropped; LSH bands x rows: landmarks %d x %d, triplets %d x %d, "
+            "captions %d x %d",
             stats.rows_in,
             dropped,
-            audio.bands,
-            audio.rows,
+            bandings[AUDIO_FAMILIES[0]].bands,
+            bandings[AUDIO_FAMILIES[0]].rows,
+            bandings[TRIPLET].bands,
+            bandings[TRIPLET].rows,
             caption.bands,
             caption.rows,
         )
@@ -126,7 +141,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
                 frame.unpersist()
             stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             return  # nothing new: the index and the candidates stand
-        new_keys = _band_rows(pending, audio, caption).persist()
+        new_keys = _band_rows(pending, bandings, caption).persist()
         # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
         # keeps a nightly run from shuffling the whole index, and persisting its result from
         # scanning the index again for the oversized buckets.
@@ -162,7 +177,7 @@ def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> t
     return lsh.keyed_pairs(rows, BUCKET, max_bucket=max_bucket, carry=["source"])
 
 
-def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> DataFrame:
+def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.Banding) -> DataFrame:
     """Index rows of `files`: the band keys of every signature (audio windows per family,
     captions) and one bucket per digest (the same bytes, the same decoded PCM), so exact
     copies pair up through the same shuffle. Every file has a content digest, so every file
@@ -173,7 +188,7 @@ def _band_rows(files: DataFrame, audio: lsh.Banding, caption: lsh.Banding) -> Da
         signatures = segments.where(F.col("s.family") == family).select(
             "file_id", "content_sha256", F.col("s.signature").alias("signature")
         )
-        parts.append(lsh.band_rows(signatures, audio, source=family, keep=["content_sha256"]))
+        parts.append(lsh.band_rows(signatures, bandings[family], source=family, keep=["content_sha256"]))
     captions = files.where("caption_signature IS NOT NULL").select(
         "file_id", "content_sha256", F.col("caption_signature").alias("signature")
     )
@@ -204,9 +219,7 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
         if not tables.exists(spark, warehouse, name):
             continue
         condition = "t.file_id = s.file_id" if name == "band_index" else "t.file_a = s.file_id OR t.file_b = s.file_id"
-        DeltaTable.forPath(spark, tables.table_path(warehouse, name)).alias("t").merge(
-            gone.alias("s"), condition
-        ).whenMatchedDelete().execute()
+        tables.delete_matching(spark, warehouse, name, gone, condition)
     return len(stale_ids)
 
 
@@ -227,7 +240,9 @@ def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame,
         )
 
 
-def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, run: RunLog) -> None:
+def build_pairs(
+    spark: SparkSession, *, settings: DedupConfig, fingerprint: FingerprintParams, warehouse: str, run: RunLog
+) -> None:
     """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
     with run.stage("pairs") as stats:
         tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
@@ -248,9 +263,9 @@ def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, r
             return
         partitions = max(1, math.ceil(count / settings.pairs_per_task))
         log.info("pairs: verifying %d candidate pairs in %d tasks", count, partitions)
-        params = settings.verify
+        params, mel_hz = settings.verify, mel_frequencies(fingerprint)
         verified = joined.repartition(partitions).mapInArrow(
-            lambda batches: verify_batches(batches, params), from_arrow_schema(PAIR_SCHEMA)
+            lambda batches: verify_batches(batches, params, mel_hz), from_arrow_schema(PAIR_SCHEMA)
         )
         edges = verified.withColumn("run_id", F.lit(run.run_id))
         # Verification is deterministic: an edge already there comes from a killed run.
@@ -267,15 +282,17 @@ def build_pairs(spark: SparkSession, *, settings: DedupConfig, warehouse: str, r
         todo.unpersist()
 
 
-def verify_batches(batches: Iterator[pa.RecordBatch], params: VerifyParams) -> Iterator[pa.RecordBatch]:
+def verify_batches(
+    batches: Iterator[pa.RecordBatch], params: VerifyParams, mel_hz: np.ndarray
+) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         rows = []
         for candidate in batch.to_pylist():
-            rows += verify_candidate(candidate, params)
+            rows += verify_candidate(candidate, params, mel_hz)
         yield pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA)
 
 
-def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
+def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> list[dict]:
     """Edge rows for one candidate: exact digests need no more proof; audio and caption
     similarity are measured."""
     pair = {"file_a": row["file_a"], "file_b": row["file_b"]}
@@ -305,7 +322,7 @@ def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
             }
         )
     elif sources & {*AUDIO_FAMILIES, lsh.CAPTION}:
-        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params)
+        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz)
         if evidence.verified(params):
             edges.append(
                 {
@@ -318,6 +335,10 @@ def verify_candidate(row: dict, params: VerifyParams) -> list[dict]:
                     "containment": evidence.containment,
                     "aligned_hashes": evidence.aligned_hashes,
                     "matched_s": evidence.matched_s,
+                    "aligned_share": evidence.aligned_share,
+                    "time_scale": evidence.time_scale,
+                    "freq_scale": evidence.freq_scale,
+                    "triplet_votes": evidence.triplet_votes,
                 }
             )
     if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:
@@ -333,6 +354,8 @@ def _side(row: dict, side: str) -> dict:
     return {
         "hashes": np.asarray(row[f"{side}_hashes"] or [], np.uint32),
         "times": np.asarray(row[f"{side}_times"] or [], np.int32),
+        "triplet_hashes": np.asarray(row[f"{side}_triplet_hashes"] or [], np.uint32),
+        "triplet_points": np.asarray(row[f"{side}_triplet_points"] or [], np.int32),
         "logmel": logmel,
         "logmel_hop_s": row[f"{side}_logmel_hop_s"],
         "hop_s": row[f"{side}_hop_s"],

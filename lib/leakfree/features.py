@@ -41,6 +41,8 @@ FEATURES_SCHEMA = pa.schema(
         ("hop_s", pa.float64()),
         ("hashes", pa.list_(pa.int32())),
         ("times", pa.list_(pa.int32())),
+        ("triplet_hashes", pa.list_(pa.int32())),
+        ("triplet_points", pa.list_(pa.int32())),
         ("segments", pa.list_(SEGMENT_TYPE)),
         ("caption_signature", pa.binary()),
         ("logmel", pa.binary()),
@@ -51,7 +53,8 @@ FEATURES_SCHEMA = pa.schema(
 # Landmark hashes use 25 bits; bit 30 marks the dense family in the stored hash list.
 DENSE_TAG = np.uint32(1 << 30)
 # Landmark families, each with MinHash signatures of its own (features.segments.family).
-AUDIO_FAMILIES = ("sparse", "dense", "strong")
+TRIPLET = "triplet"
+AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
 RESULT_SCHEMA = pa.schema(
     [*FEATURES_SCHEMA, ("path", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
 )
@@ -84,8 +87,8 @@ class Extractor:
             {"family": family, "start_s": seg.start_frame * hop_s, "signature": seg.signature}
             for family, hashes, times in zip(
                 AUDIO_FAMILIES,
-                (fp.hashes, fp.dense_hashes, fp.strong_hashes),
-                (fp.times, fp.dense_times, fp.strong_times),
+                (fp.hashes, fp.dense_hashes, fp.strong_hashes, fp.triplet_hashes),
+                (fp.times, fp.dense_times, fp.strong_times, fp.triplet_points >> 10),
                 strict=True,
             )
             for seg in self.hasher.segments(hashes, times, spans)
@@ -103,6 +106,8 @@ class Extractor:
             # sounds by their hashes too.
             "hashes": np.concatenate([fp.hashes, fp.dense_hashes | DENSE_TAG]).astype(np.int32),
             "times": np.concatenate([fp.times, fp.dense_times]),
+            "triplet_hashes": fp.triplet_hashes.astype(np.int32),
+            "triplet_points": fp.triplet_points,
             "segments": segments,
             "caption_signature": self.hasher.text_signature(shingles) if shingles else None,
             "logmel": fp.logmel.tobytes(),
@@ -140,6 +145,22 @@ def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
     return tables.read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])
 
 
+def forget_older_fingerprints(spark: SparkSession, warehouse: str) -> None:
+    """Files fingerprinted by a leakfree without triplet hashes are fingerprinted again:
+    their features rows go, and so do their band index rows, so that the candidates stage
+    bands them again, triplets included. Their verified edges stay. The index rows go
+    first: a run killed in between finds the same old features on its rerun."""
+    tables.ensure(spark, warehouse, "features", from_arrow_schema(FEATURES_SCHEMA))
+    old = tables.read(spark, warehouse, "features").where("triplet_hashes IS NULL").select("file_id").persist()
+    count = old.count()
+    if count:
+        log.warning("features: %d files were fingerprinted by an older leakfree; fingerprinting them again", count)
+        if tables.exists(spark, warehouse, "band_index"):
+            tables.delete_matching(spark, warehouse, "band_index", old, "t.file_id = s.file_id")
+        tables.delete_matching(spark, warehouse, "features", old, "t.file_id = s.file_id")
+    old.unpersist()
+
+
 def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: str, run: RunLog) -> None:
     with run.stage("features") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
@@ -150,6 +171,7 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
         )
         todo = catalog.select("file_id", "path", "content_sha256", caption.alias("caption"))
         if tables.exists(spark, warehouse, "features"):
+            forget_older_fingerprints(spark, warehouse)
             done = tables.read(spark, warehouse, "features").select("file_id", "content_sha256")
             todo = todo.join(done, ["file_id", "content_sha256"], "left_anti")
         pending = todo.count()

@@ -42,6 +42,18 @@ class PeakParams:
 
 
 @dataclass(frozen=True)
+class TripletParams:
+    fan_out: int  # partners per anchor peak; every two of them make a triplet with it
+    min_dt: int  # frames from the anchor to a partner
+    max_dt: int
+    max_octaves: float  # partners within this many octaves of the anchor
+    ratio_steps: int  # steps per octave of the partners' frequencies relative to the anchor
+    anchor_steps: int  # steps per octave of the anchor's own frequency, which a speed change shifts
+    time_steps: int  # steps of the nearer partner's share of the farther one's time distance
+    distance_steps: int  # steps per octave of the farther partner's time distance, which a speed change scales
+
+
+@dataclass(frozen=True)
 class FingerprintParams:
     n_fft: int
     hop: int
@@ -51,6 +63,7 @@ class FingerprintParams:
     sparse: PeakParams
     dense: PeakParams
     strong: PeakParams
+    triplets: TripletParams
     dense_below_active_s: float  # files with less active audio also get the dense and strong families
     dense_below_hashes: int  # ...and so do files with fewer sparse hashes than this
     event_gap_frames: int  # silence at least this long separates two sounds in one file
@@ -71,6 +84,8 @@ class Fingerprint:
     dense_times: np.ndarray
     strong_hashes: np.ndarray  # uint32, only the loudest peaks; empty unless the file is short
     strong_times: np.ndarray
+    triplet_hashes: np.ndarray  # uint32, sparse peaks in threes: survive speed, pitch and tempo changes
+    triplet_points: np.ndarray  # int32 anchor frame << 10 | anchor bin in half bins, of each triplet hash
     logmel: np.ndarray  # uint8 (frames x bands), 0.5 dB steps below the file's loudest cell
     events: tuple[tuple[int, int], ...]  # [start, end) frames of sounds between silent gaps
 
@@ -178,6 +193,13 @@ def mel_basis(params: FingerprintParams, rate: int) -> np.ndarray:
     ).astype(np.float32)
 
 
+def mel_frequencies(params: FingerprintParams) -> np.ndarray:
+    """Centre frequency of each log-mel band, in Hz."""
+    import librosa
+
+    return librosa.mel_frequencies(params.mel_bands + 2, fmin=params.mel_fmin, fmax=params.mel_fmax)[1:-1]
+
+
 def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.ndarray) -> Fingerprint:
     """Everything the dedup stages need from one decoded, mono signal."""
     power = power_spectrogram(x, params.n_fft, params.hop)
@@ -188,26 +210,21 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
     flag = _flag(x, active, params)
     empty_h, empty_t = np.empty(0, np.uint32), np.empty(0, np.int32)
     if flag is not None:
-        return Fingerprint(
-            flag,
-            active_seconds,
-            frames,
-            empty_h,
-            empty_t,
-            empty_h,
-            empty_t,
-            empty_h,
-            empty_t,
-            np.zeros((0, params.mel_bands), np.uint8),
-            (),
-        )
-    hashes, times = landmark_hashes(*spectral_peaks(power, params.sparse, params.floor_db), params.sparse)
+        nothing = np.zeros((0, params.mel_bands), np.uint8)
+        return Fingerprint(flag, active_seconds, frames, *(empty_h, empty_t) * 4, nothing, ())
+    sparse_peaks = spectral_peaks(power, params.sparse, params.floor_db)
+    hashes, times = landmark_hashes(*sparse_peaks, params.sparse)
+    triplets, points = triplet_hashes(*refined_peaks(power, *sparse_peaks), params.triplets)
     dense_hashes, dense_times = strong_hashes, strong_times = empty_h, empty_t
     if active_seconds < params.dense_below_active_s or len(hashes) < params.dense_below_hashes:
-        dense_hashes, dense_times = landmark_hashes(*spectral_peaks(power, params.dense, params.floor_db), params.dense)
+        dense_peaks = spectral_peaks(power, params.dense, params.floor_db)
+        dense_hashes, dense_times = landmark_hashes(*dense_peaks, params.dense)
         strong_hashes, strong_times = landmark_hashes(
             *spectral_peaks(power, params.strong, params.floor_db), params.strong
         )
+        # A short sound has too few sparse peaks to make triplets from: its dense ones too.
+        more, more_points = triplet_hashes(*refined_peaks(power, *dense_peaks), params.triplets)
+        triplets, points = np.concatenate([triplets, more]), np.concatenate([points, more_points])
     logmel = quantized_logmel(power[:: params.mel_every], mel)
     events = event_spans(active, params.event_gap_frames)
     return Fingerprint(
@@ -220,9 +237,77 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
         dense_times,
         strong_hashes,
         strong_times,
+        triplets,
+        points,
         logmel,
         events,
     )
+
+
+def refined_peaks(power: np.ndarray, frames: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, bin) of each peak to a fraction of a cell: the vertex of a parabola through
+    the peak's log power and its two neighbours, along time and along frequency. A bin is
+    16 Hz wide; after a 3 % speed change a peak near 300 Hz moves by half a bin, and only
+    fractional positions keep its frequency ratios to other peaks."""
+
+    def offset(left: np.ndarray, mid: np.ndarray, right: np.ndarray) -> np.ndarray:
+        curve = left - 2 * mid + right
+        return np.where(curve < 0, 0.5 * (left - right) / np.where(curve < 0, curve, -1.0), 0.0).clip(-0.5, 0.5)
+
+    db = lambda f, b: to_db(power[np.clip(f, 0, len(power) - 1), np.clip(b, 0, power.shape[1] - 1)])  # noqa: E731
+    mid = db(frames, bins)
+    fine_bins = bins + offset(db(frames, bins - 1), mid, db(frames, bins + 1))
+    fine_frames = frames + offset(db(frames - 1, bins), mid, db(frames + 1, bins))
+    return fine_frames, fine_bins
+
+
+def triplet_hashes(frames: np.ndarray, bins: np.ndarray, params: TripletParams) -> tuple[np.ndarray, np.ndarray]:
+    """Hash each peak with every two of its next `fan_out` partners in time, by what a
+    change of speed, pitch or tempo leaves alone: the partners' frequencies as ratios to
+    the anchor's (log-frequency differences), and the nearer partner's share of the
+    farther one's time distance. The anchor's own frequency and the farther distance enter
+    coarsely, for entropy. 23 bits.
+
+    Exact (f1, f2, dt) landmarks lose every hash to a 3 % speed change, since every
+    frequency and time distance scales; these keep most of theirs (measured in
+    bench/robustness_bench.py). Returns the hashes and each one's anchor point
+    (frame << 10 | bin in half bins), from which the verifier estimates the speed factor.
+    """
+    n = len(frames)
+    if n < 3:
+        return np.empty(0, np.uint32), np.empty(0, np.int32)
+    order = np.lexsort((bins, frames))
+    frames, bins = frames[order], bins[order]
+    reach = min(n - 1, 4 * params.fan_out)
+    anchor = np.arange(n)[:, None]
+    partner = np.minimum(anchor + np.arange(1, reach + 1)[None, :], n - 1)
+    inside = anchor + np.arange(1, reach + 1)[None, :] < n
+    dt = frames[partner] - frames[anchor]
+    octaves = np.log2(np.maximum(bins[partner], 1.0) / np.maximum(bins[anchor], 1.0))
+    ok = inside & (dt >= params.min_dt) & (dt <= params.max_dt) & (np.abs(octaves) <= params.max_octaves)
+    ok &= np.cumsum(ok, axis=1) <= params.fan_out
+    # Every two partners (near, far) of one anchor, the near one strictly earlier.
+    rows, cols = np.nonzero(ok)
+    near, far = np.triu_indices(params.fan_out, 1)
+    slots = np.full((n, params.fan_out), -1)
+    rank = np.cumsum(ok, axis=1)[rows, cols] - 1
+    slots[rows, rank] = cols
+    a = np.repeat(np.arange(n), len(near))
+    j, k = slots[:, near].ravel(), slots[:, far].ravel()
+    valid = (j >= 0) & (k >= 0)
+    a, j, k = a[valid], j[valid], k[valid]
+    dt_near, dt_far = dt[a, j], dt[a, k]
+    keep = dt_far > dt_near
+    a, j, k, dt_near, dt_far = a[keep], j[keep], k[keep], dt_near[keep], dt_far[keep]
+    span = round(params.max_octaves * params.ratio_steps)
+    r1 = np.rint(octaves[a, j] * params.ratio_steps).astype(np.int64) + span
+    r2 = np.rint(octaves[a, k] * params.ratio_steps).astype(np.int64) + span
+    share = np.minimum((dt_near / dt_far * params.time_steps).astype(np.int64), params.time_steps - 1)
+    coarse_f = np.clip(np.log2(np.maximum(bins[a], 1.0)) * params.anchor_steps, 0, 31).astype(np.int64)
+    coarse_t = np.clip(np.log2(dt_far) * params.distance_steps, 0, 15).astype(np.int64)
+    hashes = ((((coarse_f * 32 + r1) * 32 + r2) * 16 + share) * 16 + coarse_t).astype(np.uint32)
+    points = (np.rint(frames[a]).astype(np.int64) << 10 | np.rint(bins[a] * 2).astype(np.int64)).astype(np.int32)
+    return hashes, points
 
 
 def event_spans(active: np.ndarray, min_gap: int) -> tuple[tuple[int, int], ...]:
@@ -265,11 +350,13 @@ def _flag(x: np.ndarray, active: np.ndarray, params: FingerprintParams) -> str |
     return None
 
 
-def set_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(Jaccard, containment) of two hash sets; containment is the share of the smaller
-    set found in the larger, which stays high for an excerpt of a longer recording."""
+def set_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
+    """(Jaccard, containment, size of the smaller set) of two hash sets; containment is the
+    share of the smaller set found in the larger, which stays high for an excerpt of a
+    longer recording."""
     left, right = np.unique(a), np.unique(b)
-    if len(left) == 0 or len(right) == 0:
-        return 0.0, 0.0
+    smaller = min(len(left), len(right))
+    if smaller == 0:
+        return 0.0, 0.0, 0
     shared = len(np.intersect1d(left, right, assume_unique=True))
-    return shared / (len(left) + len(right) - shared), shared / min(len(left), len(right))
+    return shared / (len(left) + len(right) - shared), shared / smaller, smaller

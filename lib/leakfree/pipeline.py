@@ -37,7 +37,7 @@ def candidates_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def pairs_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_pairs(spark, settings=cfg.dedup, warehouse=cfg.warehouse.path, run=run)
+    build_pairs(spark, settings=cfg.dedup, fingerprint=cfg.features.fingerprint, warehouse=cfg.warehouse.path, run=run)
 
 
 def groups_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:

@@ -65,12 +65,23 @@ def clear_aborted_creation(spark: SparkSession, warehouse: str, name: str) -> No
 
 
 def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -> DeltaTable:
-    """The table, created empty with `schema` if it is not there yet, and registered."""
+    """The table, created empty with `schema` if it is not there yet, and registered; a
+    table written by an older leakfree gains the columns of `schema` it lacks (null in its
+    old rows)."""
     path = table_path(warehouse, name)
     clear_aborted_creation(spark, warehouse, name)
     table = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
+    if set(schema.fieldNames()) - set(table.toDF().columns):
+        _append_evolving(spark.createDataFrame([], schema), warehouse, name)
     register(spark, warehouse, [name])
     return table
+
+
+def delete_matching(spark: SparkSession, warehouse: str, name: str, keys: DataFrame, condition: str) -> None:
+    """Delete, in one commit, the rows `t` of the table that match a row `s` of `keys`."""
+    DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(
+        keys.alias("s"), condition
+    ).whenMatchedDelete().execute()
 
 
 def replace_where(df: DataFrame, warehouse: str, name: str, condition: str) -> None:

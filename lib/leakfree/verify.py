@@ -27,6 +27,8 @@ class VerifyParams:
     sure_correlation: float  # a correlation that needs no hash backing
     many_aligned_hashes: int  # this many aligned hashes...
     weak_correlation: float  # ...make do with this correlation
+    min_aligned_share: float  # a share of the smaller file's landmarks aligned that needs no correlation...
+    min_share_hashes: int  # ...when that share is at least this many hashes
     min_overlap_share: float  # of the shorter file's active frames inside the overlap
     min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
     active_rel_db: float  # log-mel frames this far below the loudest of their sound are silence
@@ -34,6 +36,10 @@ class VerifyParams:
     gap_frames: int  # ...and this many of them in a row separate two sounds
     local_mean_frames: int  # window over which each band's level is normalised
     offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
+    max_scale_change: float  # time and frequency scales searched: 1 +- this
+    scale_step: float  # step of the time scales tried
+    min_triplet_votes: int  # triplet hashes agreeing on one time scale and offset...
+    min_vote_share: float  # ...and at least this share of all matching triplets
     caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
 
 
@@ -46,16 +52,25 @@ class AudioEvidence:
     containment: float
     aligned_hashes: int  # matching hashes whose time offset agrees with the log-mel offset
     matched_s: float  # time span, in file a, covered by those aligned hashes
+    aligned_share: float = 0.0  # aligned_hashes over the smaller file's distinct landmark hashes
+    time_scale: float = 1.0  # b's duration over a's: 1/1.03 for b played 3 % faster
+    freq_scale: float = 1.0  # b's frequencies over a's: 1.03 for b played 3 % faster
+    triplet_votes: int = 0  # triplet hashes agreeing on time_scale and the offset
 
     def verified(self, params: VerifyParams) -> bool:
         """Strong correlation, backed by hashes that agree on an offset unless the correlation
         alone leaves no doubt: two different sounds of one kind (two engines, two impacts)
         can share a spectral shape and envelope, but not exact landmark pairs in time. Or a
         weaker correlation (noise, fades) with a great many hashes agreeing on the offset."""
-        if self.aligned_hashes >= params.many_aligned_hashes and self.correlation >= params.weak_correlation:
+        agreeing = max(self.aligned_hashes, self.triplet_votes)
+        if agreeing >= params.many_aligned_hashes and self.correlation >= params.weak_correlation:
             return True  # hundreds of landmarks agreeing on the offset outweigh a noisy spectrum
+        if self.aligned_hashes >= params.min_share_hashes and self.aligned_share >= params.min_aligned_share:
+            return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
         if self.correlation < params.min_correlation:
             return False
+        if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
+            return self.triplet_votes >= params.min_triplet_votes
         return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
 
 
@@ -115,6 +130,13 @@ def matching_offsets(
     hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every pair of equal hashes: (time in a, offset of b relative to a), in hash frames."""
+    a_index, b_index = matching_hashes(hashes_a, hashes_b)
+    anchor = times_a[a_index].astype(np.int64)
+    return anchor, times_b[b_index].astype(np.int64) - anchor
+
+
+def matching_hashes(hashes_a: np.ndarray, hashes_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index in a, index in b) of every pair of equal hashes."""
     if len(hashes_a) == 0 or len(hashes_b) == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     order_b = np.argsort(hashes_b, kind="stable")
@@ -125,21 +147,29 @@ def matching_offsets(
     a_index = np.repeat(np.arange(len(hashes_a)), counts)
     # Positions lo..hi-1 for every a, built without a Python loop.
     starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    b_index = order_b[starts + np.arange(counts.sum())]
-    anchor = times_a[a_index].astype(np.int64)
-    return anchor, times_b[b_index].astype(np.int64) - anchor
+    return a_index, order_b[starts + np.arange(counts.sum())]
 
 
-def audio_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
-    """Compare two feature rows (hashes, times, logmel matrix, hop lengths).
+def audio_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> AudioEvidence:
+    """Compare two feature rows (hashes, times, triplets, logmel matrix, hop lengths).
 
     The log-mel alignment gives an offset; the landmark hashes are counted only where they
     agree with it (within a bin), so hashes shared by chance, at other offsets, do not count.
+    A pair that fails as it stands is tried once more at the speed the triplet hashes
+    point to (`mel_hz`: the log-mel bands' centre frequencies, to shift them by).
     """
+    as_is = unscaled_evidence(a, b, params)
+    if as_is.verified(params) or len(a["triplet_hashes"]) == 0 or len(b["triplet_hashes"]) == 0:
+        return as_is
+    scaled = scaled_evidence(a, b, params, mel_hz)
+    return scaled if scaled is not None and scaled.verified(params) else as_is
+
+
+def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
     correlation, offset, overlap = best_alignment(
         normalized_frames(a["logmel"], params), normalized_frames(b["logmel"], params), params
     )
-    jaccard, containment = set_similarity(a["hashes"], b["hashes"])
+    jaccard, containment, smaller = set_similarity(a["hashes"], b["hashes"])
     frames_per_mel = round(a["logmel_hop_s"] / a["hop_s"])
     anchors, offsets = matching_offsets(a["hashes"], a["times"], b["hashes"], b["times"])
     # b's offset relative to a is minus the shift of b's frames that aligned the log-mels.
@@ -153,4 +183,96 @@ def audio_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
         containment=containment,
         aligned_hashes=int(agree.sum()),
         matched_s=float(aligned.max() - aligned.min()) * a["hop_s"] if len(aligned) else 0.0,
+        aligned_share=int(agree.sum()) / max(smaller, 1),
     )
+
+
+def scaled_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> AudioEvidence | None:
+    """The evidence at the time and frequency scale that the triplet hashes point to.
+
+    A speed change by resampling scales time by 1/s and frequency by s; a pitch shift only
+    frequency; a time stretch only time. Every matching triplet votes, for each time scale
+    tried, for the offset at which it puts b; the time scale with the most votes in one
+    offset wins, and the frequency scale is the median ratio of its voters' anchor
+    frequencies. Over a short sound, time scales a few percent apart put b at nearly the
+    same offsets, so the vote cannot tell them apart: b's log-mel is warped to a's scale
+    under each reading (speed, from either scale; pitch: time 1; tempo: frequency 1; or both
+    as voted) and the best alignment counts."""
+    ia, ib = matching_hashes(a["triplet_hashes"], b["triplet_hashes"])
+    if len(ia) < params.min_triplet_votes:
+        return None
+    points_a, points_b = a["triplet_points"][ia].astype(np.int64), b["triplet_points"][ib].astype(np.int64)
+    time_a, time_b = (points_a >> 10).astype(np.float64), (points_b >> 10).astype(np.float64)
+    bins_a, bins_b = (points_a & 1023) / 2.0, (points_b & 1023) / 2.0
+    steps = round(params.max_scale_change / params.scale_step)
+    scales = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
+    width = params.offset_bin_frames * round(a["logmel_hop_s"] / a["hop_s"])
+    shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
+    best_votes, time_scale, centre = 0, 1.0, 0.0
+    for phase in (0.0, 0.5):  # two binnings, so a cluster on a bin edge is not split
+        cells = np.floor(shifts + phase).astype(np.int64)
+        low = cells.min()
+        span = int(cells.max() - low) + 1
+        votes = np.bincount(((cells - low) + span * np.arange(len(scales))[:, None]).ravel())
+        k = int(np.argmax(votes))
+        if votes[k] > best_votes:
+            best_votes, time_scale, centre = int(votes[k]), float(scales[k // span]), k % span + low + 0.5 - phase
+    voters = np.abs(time_b - time_scale * time_a - centre * width) <= width
+    voters &= (bins_a >= 3) & (bins_b >= 3)
+    if voters.sum() < max(params.min_triplet_votes, params.min_vote_share * len(ia)):
+        return None  # matches scattered over scales and offsets: chance, not a copy
+    freq_scale = float(np.median(bins_b[voters] / bins_a[voters]))
+    if abs(freq_scale - 1) > params.max_scale_change:
+        return None
+    readings = {
+        (round(t, 3), round(f, 3))
+        for t, f in (
+            (time_scale, freq_scale),
+            (1 / freq_scale, freq_scale),
+            (time_scale, 1 / time_scale),
+            (1.0, freq_scale),
+            (time_scale, 1.0),
+        )
+    }
+    frames_a = normalized_frames(a["logmel"], params)
+    (correlation, offset, overlap), (time_scale, freq_scale) = max(
+        (best_alignment(frames_a, normalized_frames(warp_logmel(b["logmel"], t, f, mel_hz), params), params), (t, f))
+        for t, f in sorted(readings)
+    )
+    jaccard, containment, _ = set_similarity(a["triplet_hashes"], b["triplet_hashes"])
+    anchors = time_a[voters]
+    return AudioEvidence(
+        correlation=correlation,
+        offset_s=offset * a["logmel_hop_s"],
+        overlap_s=overlap * a["logmel_hop_s"],
+        jaccard=jaccard,
+        containment=containment,
+        aligned_hashes=0,
+        matched_s=float(anchors.max() - anchors.min()) * a["hop_s"],
+        time_scale=round(time_scale, 4),
+        freq_scale=round(freq_scale, 4),
+        triplet_votes=int(voters.sum()),
+    )
+
+
+def warp_logmel(logmel: np.ndarray, time_scale: float, freq_scale: float, mel_hz: np.ndarray) -> np.ndarray:
+    """b's log-mel steps as they would be at a's speed: frame u of the result is b's frame
+    u * time_scale, band m holds b's level at frequency mel_hz[m] * freq_scale (linear
+    interpolation, in quantised dB steps; outside b's bands, silence)."""
+    frames, bands = logmel.shape
+    if frames == 0:
+        return logmel
+    level = logmel.astype(np.float32)
+    at = np.arange(int(np.floor((frames - 1) / time_scale)) + 1) * time_scale
+    low = np.minimum(at.astype(np.int64), frames - 1)
+    high = np.minimum(low + 1, frames - 1)
+    frac = (at - low)[:, None].astype(np.float32)
+    level = level[low] * (1 - frac) + level[high] * frac
+    band = np.interp(mel_hz * freq_scale, mel_hz, np.arange(bands), left=-1.0, right=-1.0)
+    inside = band >= 0
+    lo = np.clip(np.floor(band).astype(np.int64), 0, bands - 1)
+    hi = np.minimum(lo + 1, bands - 1)
+    w = (band - lo).astype(np.float32)
+    out = level[:, lo] * (1 - w) + level[:, hi] * w
+    out[:, ~inside] = 255.0
+    return np.rint(out).astype(np.uint8)

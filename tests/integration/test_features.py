@@ -46,7 +46,8 @@ def test_features_stage_writes_fingerprints_and_reports_failures(spark, make_con
     assert bell.pcm_sha256 == copy.pcm_sha256 and bell.content_sha256 != copy.content_sha256
     assert bell.hashes == copy.hashes and len(bell.hashes) == len(bell.times) > 10
     assert rows["sweep.ogg"].pcm_sha256 != bell.pcm_sha256
-    assert [s.family for s in bell.segments] == ["sparse"]  # 2 s of rich sound: no dense family
+    assert {s.family for s in bell.segments} == {"sparse", "triplet"}  # 2 s of rich sound: no dense family
+    assert len(bell.triplet_hashes) == len(bell.triplet_points) > 10
     assert all(len(s.signature) == cfg.features.num_perm * 4 for s in bell.segments)
     assert bell.caption_signature is not None and copy.caption_signature is None
     logmel_rows = len(bell.logmel) / bell.logmel_bands
@@ -75,3 +76,25 @@ def test_features_are_computed_once_per_file_version(spark, make_config, tmp_pat
     assert after["a.wav"] == before["a.wav"]
     assert after["b.wav"].pcm_sha256 != before["b.wav"].pcm_sha256
     assert tables.read(spark, cfg.warehouse.path, "features").count() == 2
+
+
+def test_a_warehouse_fingerprinted_before_triplets_is_fingerprinted_again(spark, make_config, tmp_path):
+    lib = tmp_path / "library"
+    for name, seed in (("a.wav", 1), ("b.wav", 2)):
+        write_audio(lib / name, tone("footsteps", 2.0, seed=seed), 44100)
+    cfg = make_config(lib)
+    warehouse = cfg.warehouse.path
+    run_stages(spark, cfg, ["catalog", "features", "candidates"], command="test", run_id="new")
+    # What an older leakfree left: features without triplet columns, no triplet band keys.
+    old = tables.read(spark, warehouse, "features").drop("triplet_hashes", "triplet_points")
+    tables.overwrite(old.localCheckpoint(), warehouse, "features")
+    index = tables.read(spark, warehouse, "band_index")
+    tables.overwrite(index.where("source != 'triplet'").localCheckpoint(), warehouse, "band_index")
+
+    run_stages(spark, cfg, ["features", "candidates"], command="test", run_id="upgrade")
+
+    features = tables.read(spark, warehouse, "features").collect()
+    assert len(features) == 2 and all(len(f.triplet_hashes) > 10 for f in features)
+    index = tables.read(spark, warehouse, "band_index")
+    assert index.where("source = 'triplet'").select("file_id").distinct().count() == 2
+    assert index.where("source = 'exact_bytes'").count() == 2  # re-banded once, not twice

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soxr
 
 from leakfree.config import Config
 from leakfree.decode import decode_mono
-from leakfree.demo import MP3_128K, VORBIS_Q2, add_noise, beeps, bell, engine, resample, write_audio
+from leakfree.demo import MP3_128K, VORBIS_Q2, add_noise, beeps, bell, engine, footsteps, resample, write_audio
 from leakfree.fingerprint import fingerprint, mel_basis, set_similarity
 
 RATE = 44100
@@ -158,3 +159,38 @@ def test_logmel_matrix_for_the_verifier(tmp_path):
     frames_per_second = SETTINGS.analysis_rate / (PARAMS.hop * PARAMS.mel_every)
     assert fp.logmel.shape[0] == pytest.approx(2.0 * frames_per_second, abs=5)
     assert fp.logmel.min() == 0  # the loudest cell is the 0 dB reference
+
+
+def mixed_sound(rng: np.random.Generator) -> np.ndarray:
+    """4 s of a bell over footsteps, at the analysis rate."""
+    rate = SETTINGS.analysis_rate
+    return (0.5 * bell(rng, 4.0, rate) + 0.4 * footsteps(rng, 4.0, rate)).astype(np.float32)
+
+
+@pytest.mark.parametrize("factor", [0.94, 1.03, 1.06])
+def test_triplets_survive_a_speed_change_where_landmarks_do_not(factor):
+    rng = np.random.default_rng(61)
+    x = mixed_sound(rng)
+    y = soxr.resample(x, SETTINGS.analysis_rate * factor, SETTINGS.analysis_rate).astype(np.float32)  # speed
+    a, b = (fingerprint(s, SETTINGS.analysis_rate, PARAMS, MEL) for s in (x, y))
+    triplets = set_similarity(a.triplet_hashes, b.triplet_hashes)[0]
+    assert triplets > 0.1
+    assert triplets > 3 * set_similarity(a.hashes, b.hashes)[0]
+
+
+def test_unrelated_sounds_share_few_triplets():
+    # Two bells of one synth do share triplets (their partials keep the same ratios): the
+    # verifier tells them apart (test_verify), not the hashes.
+    rng = np.random.default_rng(62)
+    x = mixed_sound(rng)
+    y = engine(rng, 4.0, SETTINGS.analysis_rate).astype(np.float32)
+    a, b = (fingerprint(s, SETTINGS.analysis_rate, PARAMS, MEL) for s in (x, y))
+    assert set_similarity(a.triplet_hashes, b.triplet_hashes)[0] < 0.03
+
+
+def test_triplet_points_hold_the_anchor_frame_and_bin():
+    fp = fingerprint(mixed_sound(np.random.default_rng(63)), SETTINGS.analysis_rate, PARAMS, MEL)
+    frames, half_bins = fp.triplet_points >> 10, fp.triplet_points & 1023
+    assert len(fp.triplet_hashes) == len(fp.triplet_points) > 0
+    assert frames.min() >= 0 and frames.max() < fp.frames
+    assert half_bins.min() >= 2 * 3 and half_bins.max() <= PARAMS.n_fft + 1

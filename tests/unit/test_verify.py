@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soxr
 
 from leakfree.config import Config
 from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
-from leakfree.fingerprint import fingerprint, mel_basis
-from leakfree.verify import audio_evidence, matching_offsets
+from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
+from leakfree.verify import audio_evidence as evidence_at_speeds
+from leakfree.verify import matching_offsets, warp_logmel
 
 SETTINGS = Config.from_toml()
 RATE = SETTINGS.features.analysis_rate
 PARAMS = SETTINGS.dedup.verify
 MEL = mel_basis(SETTINGS.features.fingerprint, RATE)
+MEL_HZ = mel_frequencies(SETTINGS.features.fingerprint)
+
+
+def audio_evidence(a: dict, b: dict, params):
+    return evidence_at_speeds(a, b, params, MEL_HZ)
 
 
 def features(x: np.ndarray) -> dict:
@@ -23,10 +30,17 @@ def features(x: np.ndarray) -> dict:
     return {
         "hashes": np.concatenate([fp.hashes, fp.dense_hashes | DENSE_TAG]),
         "times": np.concatenate([fp.times, fp.dense_times]),
+        "triplet_hashes": fp.triplet_hashes,
+        "triplet_points": fp.triplet_points,
         "logmel": fp.logmel,
         "hop_s": hop_s,
         "logmel_hop_s": hop_s * SETTINGS.features.fingerprint.mel_every,
     }
+
+
+def faster(x: np.ndarray, factor: float) -> np.ndarray:
+    """x played `factor` times faster, pitch and tempo together, as resampling does."""
+    return soxr.resample(x, RATE * factor, RATE).astype(np.float32)
 
 
 def sound(seed: int, seconds: float = 3.0) -> np.ndarray:
@@ -85,3 +99,45 @@ def test_matching_offsets_pairs_every_equal_hash():
         np.array([100, 200, 300], np.int32),
     )
     assert sorted(zip(anchors.tolist(), offsets.tolist(), strict=True)) == [(10, 90), (10, 290), (30, 70), (30, 270)]
+
+
+@pytest.mark.parametrize("factor", [0.95, 1.04])
+def test_a_speed_changed_copy_is_verified_at_its_speed(factor):
+    x = sound(21, 4.0)
+    evidence = audio_evidence(features(x), features(faster(x, factor)), PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.freq_scale == pytest.approx(factor, abs=0.01)
+    assert evidence.time_scale == pytest.approx(1 / factor, abs=0.01)
+    assert evidence.triplet_votes >= PARAMS.min_triplet_votes
+
+
+def test_speed_changes_leave_unrelated_sounds_unverified():
+    for seed in range(30, 36):
+        a, b = sound(seed, 3.0), faster(sound(seed + 100, 3.0), 1.04)
+        assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
+
+
+def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
+    x = sound(41, 3.0)
+    delay = int(0.25 * RATE)
+    echoed = np.concatenate([x, np.zeros(3 * delay)])
+    for k in (1, 2, 3):
+        echoed[k * delay : k * delay + len(x)] += 0.7**k * x
+    evidence = audio_evidence(features(x), features(echoed), PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.aligned_share >= PARAMS.min_aligned_share
+
+
+def test_warping_a_logmel_to_its_speed_undoes_the_change():
+    x = sound(51, 4.0)
+    original = features(x)["logmel"].astype(np.float32)
+    changed = features(faster(x, 1.05))["logmel"]
+    warped = warp_logmel(changed, 1 / 1.05, 1.05, MEL_HZ).astype(np.float32)
+    n = min(len(original), len(warped), len(changed))
+    mid = slice(10, 26)  # the bands whose frequencies stay inside the warped range
+
+    def error(candidate: np.ndarray) -> float:
+        return float(np.mean(np.abs(original[:n, mid] - candidate[:n, mid])))
+
+    assert error(warped) < 0.6 * error(changed.astype(np.float32))
+    assert len(warped) == pytest.approx(len(original), abs=3)
