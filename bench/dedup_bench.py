@@ -151,6 +151,34 @@ def chromaprint_baseline(truth, precision_floor: float, corpus: Path = CORPUS) -
     return best, best_threshold
 
 
+def results_data(leakfree: dict, exact: dict, chroma: dict, seconds: float, stages) -> dict:
+    return {
+        "leakfree": leakfree,
+        "baseline_exact": exact,
+        "baseline_chromaprint": chroma,
+        "pipeline_seconds": seconds,
+        "stage_seconds": {s.stage: s.seconds for s in stages},
+    }
+
+
+def waveform_check(calibration: dict[str, np.ndarray], confirmed: int) -> dict:
+    """The independent check's calibration (truth pairs, random non-pairs) and its verdict."""
+    return {
+        "same_audio_correlation": SAME_AUDIO_CORRELATION,
+        "confirmed_unknown_pairs": confirmed,
+        **{
+            name: {
+                "pairs": len(v),
+                "at_or_above": int((v >= SAME_AUDIO_CORRELATION).sum()),
+                "median": float(np.median(v)),
+                "max": float(v.max()),
+                "min": float(v.min()),
+            }
+            for name, v in calibration.items()
+        },
+    }
+
+
 def main() -> None:
     if not corpus_available():
         write_results("dedup", {"skipped": str(CORPUS)}, f"# Dedup benchmark\n\nSkipped: {CORPUS} is absent.\n")
@@ -201,27 +229,9 @@ def main() -> None:
     leakfree["precision_with_confirmed_unknown"] = (
         leakfree["precision"] * leakfree["predicted"] + confirmed
     ) / leakfree["predicted"]
-    data = {
-        "leakfree": leakfree,
-        "baseline_exact": exact,
-        "baseline_chromaprint": chroma | {"bit_error_threshold": chroma_threshold},
-        "pipeline_seconds": seconds,
-        "stage_seconds": {s.stage: s.seconds for s in stages},
+    data = results_data(leakfree, exact, chroma | {"bit_error_threshold": chroma_threshold}, seconds, stages) | {
         "pairs_truth_does_not_know": unknown,
-        "waveform_check": {
-            "same_audio_correlation": SAME_AUDIO_CORRELATION,
-            "confirmed_unknown_pairs": confirmed,
-            **{
-                name: {
-                    "pairs": len(v),
-                    "at_or_above": int((v >= SAME_AUDIO_CORRELATION).sum()),
-                    "median": float(np.median(v)),
-                    "max": float(v.max()),
-                    "min": float(v.min()),
-                }
-                for name, v in calibration.items()
-            },
-        },
+        "waveform_check": waveform_check(calibration, confirmed),
     }
     kinds = sorted(leakfree["per_transformation"])
     rows = [

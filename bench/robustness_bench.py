@@ -28,8 +28,10 @@ from dedup_bench import (
     SAME_AUDIO_CORRELATION,
     chromaprint_baseline,
     exact_baseline,
+    results_data,
     run_pipeline,
     score,
+    waveform_check,
     waveform_correlation,
 )
 from stress_corpus import build
@@ -105,8 +107,9 @@ def main() -> None:
         )
     unknown.sort(key=lambda u: -u["waveform_correlation"])
     confirmed = sum(u["waveform_correlation"] >= SAME_AUDIO_CORRELATION for u in unknown)
+    decoded = {rel[f.file_id] for f in features if f.file_id in rel}  # libsndfile rejects a few Opus files
     calibration = {
-        name: np.array([waveform_correlation(a, b, corpus=corpus) for a, b in sample])
+        name: np.array([waveform_correlation(a, b, corpus=corpus) for a, b in sample if {a, b} <= decoded])
         for name, sample in (
             ("truth pairs", truth.pairs()),
             ("random non-pairs", truth.random_non_pairs(len(positives))),
@@ -116,25 +119,10 @@ def main() -> None:
     leakfree["precision_with_confirmed_unknown"] = (leakfree["precision"] * leakfree["predicted"] + confirmed) / max(
         leakfree["predicted"], 1
     )
-    data = {
-        "leakfree": leakfree,
-        "baseline_exact": exact | {"through_groups": exact_grouped},
-        "baseline_chromaprint": chroma | {"bit_error_threshold": chroma_threshold},
-        "pipeline_seconds": seconds,
-        "stage_seconds": {s.stage: s.seconds for s in stages},
+    chroma_data = chroma | {"bit_error_threshold": chroma_threshold}
+    data = results_data(leakfree, exact | {"through_groups": exact_grouped}, chroma_data, seconds, stages) | {
         "pairs_truth_does_not_know": unknown,
-        "waveform_check": {
-            "same_audio_correlation": SAME_AUDIO_CORRELATION,
-            "confirmed_unknown_pairs": confirmed,
-            **{
-                name: {
-                    "pairs": len(v),
-                    "at_or_above": int((v >= SAME_AUDIO_CORRELATION).sum()),
-                    "median": float(np.median(v)),
-                }
-                for name, v in calibration.items()
-            },
-        },
+        "waveform_check": waveform_check(calibration, confirmed),
     }
     write_results("robustness", data, markdown(data, leakfree, exact, exact_grouped, chroma, chroma_threshold))
 

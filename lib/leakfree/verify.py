@@ -174,15 +174,12 @@ def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
     anchors, offsets = matching_offsets(a["hashes"], a["times"], b["hashes"], b["times"])
     # b's offset relative to a is minus the shift of b's frames that aligned the log-mels.
     agree = np.abs(offsets + offset * frames_per_mel) <= params.offset_bin_frames * frames_per_mel
-    aligned = anchors[agree]
-    return AudioEvidence(
-        correlation=correlation,
-        offset_s=offset * a["logmel_hop_s"],
-        overlap_s=overlap * a["logmel_hop_s"],
-        jaccard=jaccard,
-        containment=containment,
+    return _evidence(
+        (correlation, offset, overlap),
+        (jaccard, containment),
+        a,
+        anchors[agree],
         aligned_hashes=int(agree.sum()),
-        matched_s=float(aligned.max() - aligned.min()) * a["hop_s"] if len(aligned) else 0.0,
         aligned_share=int(agree.sum()) / max(smaller, 1),
     )
 
@@ -239,19 +236,32 @@ def scaled_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) 
         (best_alignment(frames_a, normalized_frames(warp_logmel(b["logmel"], t, f, mel_hz), params), params), (t, f))
         for t, f in sorted(readings)
     )
-    jaccard, containment, _ = set_similarity(a["triplet_hashes"], b["triplet_hashes"])
-    anchors = time_a[voters]
+    return _evidence(
+        (correlation, offset, overlap),
+        set_similarity(a["triplet_hashes"], b["triplet_hashes"])[:2],
+        a,
+        time_a[voters],
+        aligned_hashes=0,
+        time_scale=round(time_scale, 4),
+        freq_scale=round(freq_scale, 4),
+        triplet_votes=int(voters.sum()),
+    )
+
+
+def _evidence(
+    alignment: tuple[float, int, int], similarity: tuple[float, float], a: dict, anchors: np.ndarray, **counts
+) -> AudioEvidence:
+    """Evidence from an alignment (correlation, offset and overlap in log-mel frames), the
+    hash sets' (Jaccard, containment), and the anchor frames in a of the hashes that back it."""
+    correlation, offset, overlap = alignment
     return AudioEvidence(
         correlation=correlation,
         offset_s=offset * a["logmel_hop_s"],
         overlap_s=overlap * a["logmel_hop_s"],
-        jaccard=jaccard,
-        containment=containment,
-        aligned_hashes=0,
-        matched_s=float(anchors.max() - anchors.min()) * a["hop_s"],
-        time_scale=round(time_scale, 4),
-        freq_scale=round(freq_scale, 4),
-        triplet_votes=int(voters.sum()),
+        jaccard=similarity[0],
+        containment=similarity[1],
+        matched_s=float(anchors.max() - anchors.min()) * a["hop_s"] if len(anchors) else 0.0,
+        **counts,
     )
 
 
