@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -72,6 +73,16 @@ class FeaturesConfig:
         for name, peaks in (("sparse", fp.sparse), ("dense", fp.dense), ("strong", fp.strong)):
             if (peaks.max_dt + 1) // peaks.dt_quant >= 1 << 7:
                 raise ConfigError(f"features.fingerprint.{name}: max_dt / dt_quant must stay below 127")
+        # Triplet hashes pack each part into a fixed number of bits (fingerprint.triplet_hashes):
+        # a part that outgrew its bits would run into its neighbour and make false matches.
+        t = fp.triplets
+        for key, value, limit in (
+            ("8 * anchor_steps", 8 * t.anchor_steps, 31),
+            ("time_steps", t.time_steps, 16),
+            ("log2(max_dt) * distance_steps", math.log2(max(t.max_dt, 1)) * t.distance_steps, 15),
+        ):
+            if value > limit:
+                raise ConfigError(f"features.fingerprint.triplets: {key} must stay at or below {limit}, got {value}")
 
 
 @dataclass(frozen=True)

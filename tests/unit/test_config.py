@@ -79,3 +79,20 @@ def test_override_values_are_read_as_toml():
 def test_short_sound_split_must_be_an_open_split(overrides, wording):
     with pytest.raises(ConfigError, match=wording):
         Config.from_toml(overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("anchor_steps", 5),
+        ("time_steps", 20),
+        ("distance_steps", 4),
+    ],
+)
+def test_triplet_hash_parts_must_fit_their_bits(key, value):
+    with pytest.raises(ConfigError, match=f"features.fingerprint.triplets: .*{key}"):
+        Config.from_toml(overrides={f"features.fingerprint.triplets.{key}": value})
+
+
+def test_the_default_triplet_parts_fit():
+    assert Config.from_toml().features.fingerprint.triplets.anchor_steps * 8 <= 31
