@@ -25,12 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
 
 from leakfree import tables
-from leakfree.config import Config
+from leakfree.config import DUPLICATE_RELATIONS, Config
 from leakfree.decode import decode_mono
 from leakfree.pipeline import run_stages
 from leakfree.session import build_session
 
-DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")
 # Waveform correlation at which the independent check calls two files the same audio: far
 # above every random non-pair of the corpus (max 0.40), below 99 % of truth's pairs.
 SAME_AUDIO_CORRELATION = 0.6
@@ -194,7 +193,7 @@ def main() -> None:
     predicted = {
         tuple(sorted((rel[p.file_a], rel[p.file_b])))
         for p in pairs
-        if p.method in DUPLICATE_METHODS and p.file_a in rel and p.file_b in rel
+        if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel
     }
     leakfree = score(predicted, truth)
     exact = score(exact_baseline(features, rel), truth)
@@ -212,7 +211,7 @@ def main() -> None:
                 "offset_s": round(p.offset_s, 3),
             }
             for p in pairs
-            if p.method in DUPLICATE_METHODS and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
+            if p.method in DUPLICATE_RELATIONS and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
         ),
         key=lambda r: -r["correlation"],
     )

@@ -24,7 +24,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_truth, table, write_results
 from dedup_bench import (
-    DUPLICATE_METHODS,
     SAME_AUDIO_CORRELATION,
     chromaprint_baseline,
     exact_baseline,
@@ -35,6 +34,8 @@ from dedup_bench import (
     waveform_correlation,
 )
 from stress_corpus import build
+
+from leakfree.config import DUPLICATE_RELATIONS
 
 
 def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:
@@ -74,7 +75,7 @@ def main() -> None:
         rel, pairs, features, seconds, stages = run_pipeline(work / "warehouse", corpus, metadata=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    duplicates = [p for p in pairs if p.method in DUPLICATE_METHODS and p.file_a in rel and p.file_b in rel]
+    duplicates = [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
     predicted = {tuple(sorted((rel[p.file_a], rel[p.file_b]))) for p in duplicates}
     leakfree = score(predicted, truth)
     grouped = through_groups(predicted, truth)

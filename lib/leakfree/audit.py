@@ -8,7 +8,9 @@ or by file name when that is unique.
 
 Duplicates are counted transitively, as a truth file counts them: two files are
 duplicates when a chain of verified duplicate edges (exact bytes, exact PCM, audio) joins
-them. Setup leaks (same session, microphone, CD) are reported apart.
+them. Near-identical specific captions and each setup column (same session, microphone,
+CD) are kinds of their own, reported whether they join groups or are only audited; the
+links come from the groups stage (table `links`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import csv
 import io
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -25,15 +27,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from leakfree import storage, tables
-from leakfree.config import AuditConfig, GroupsConfig
+from leakfree.config import CAPTION_RELATION, AuditConfig, GroupsConfig
 from leakfree.errors import LeakfreeError
-from leakfree.grouping import edge_components, setup_edges
+from leakfree.grouping import edge_components, setup_relation
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
-
-DUPLICATE_METHODS = ("exact_bytes", "exact_pcm", "audio")
-LEAK_KINDS = ("duplicate", "setup")
 
 
 class AssignmentError(LeakfreeError):
@@ -105,14 +104,18 @@ def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFram
     return matched.select("file_id", "split"), missing
 
 
-def leak_groups(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> dict[str, DataFrame]:
-    """file_id -> label of its duplicate component and of its setup component."""
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired")
-    duplicates = tables.read(spark, warehouse, "pairs").where(F.col("method").isin(list(DUPLICATE_METHODS)))
-    setups = setup_edges(live, settings.setup_columns)
+def leak_kinds(settings: GroupsConfig) -> list[str]:
+    """Every kind an audit reports, whatever the relations' roles: duplicates, specific
+    captions, and each setup column."""
+    return ["duplicate", CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
+
+
+def leak_components(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> dict[str, DataFrame]:
+    """file_id -> label of its component among the links of each leak kind."""
+    links = tables.read(spark, warehouse, "links")
     out = {}
-    for kind, edges in (("duplicate", duplicates), ("setup", setups)):
-        labels = edge_components(edges, settings)
+    for kind in leak_kinds(settings):
+        labels = edge_components(links.where(F.col("kind") == kind), settings)
         out[kind] = labels.select(F.col("node").alias("file_id"), F.col("label").alias("component"))
     return out
 
@@ -121,14 +124,14 @@ def audit_assignment(
     spark: SparkSession, *, assigned: DataFrame, name: str, warehouse: str, settings: GroupsConfig, run_id: str
 ) -> list:
     """Write the `audit` summary and `audit_leaks` details for one assignment; returns the summary rows."""
-    components = leak_groups(spark, warehouse, settings)
+    components = leak_components(spark, warehouse, settings)
     assigned = assigned.persist()
     sizes = assigned.groupBy("split").agg(F.count("*").alias("split_files"))
     # Every ordered pair of splits gets a row, so a clean split reads as 0, not as nothing.
     names = sizes.select("split")
     split_pairs = names.crossJoin(names.withColumnRenamed("split", "other_split")).where("split != other_split")
     summaries, details = [], []
-    for kind in LEAK_KINDS:
+    for kind in leak_kinds(settings):
         placed = assigned.join(components[kind], "file_id")
         where = placed.select("component", F.col("split").alias("other_split")).distinct()
         leaking = (
@@ -159,7 +162,7 @@ def audit_assignment(
     evidence = _direct_evidence(spark, warehouse, assigned)
     leaks = (
         reduce(DataFrame.unionByName, details)
-        .join(evidence, ["file_id", "other_split"], "left")
+        .join(evidence, ["file_id", "other_split", "kind"], "left")
         .withColumns({"audit": F.lit(name), "run_id": F.lit(run_id)})
     )
     tables.ensure(spark, warehouse, "audit_leaks", leaks.schema)
@@ -169,31 +172,19 @@ def audit_assignment(
 
 
 def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -> DataFrame:
-    """For a leaking file, its strongest direct duplicate edge into the other split, if any."""
-    pairs = tables.read(spark, warehouse, "pairs").where(F.col("method").isin(list(DUPLICATE_METHODS)))
-    both_ways = pairs.select(
-        F.col("file_a").alias("file_id"),
-        F.col("file_b").alias("other_file_id"),
-        "method",
-        "correlation",
-        "containment",
-        "offset_s",
+    """For a leaking file, its first direct link of the leak's kind into the other split, if any."""
+    links = tables.read(spark, warehouse, "links").where("kind IS NOT NULL")
+    both_ways = links.select(
+        F.col("file_a").alias("file_id"), F.col("file_b").alias("other_file_id"), "kind", "relation", "evidence"
     ).unionByName(
-        pairs.select(
-            F.col("file_b").alias("file_id"),
-            F.col("file_a").alias("other_file_id"),
-            "method",
-            "correlation",
-            "containment",
-            F.negative("offset_s").alias("offset_s"),
+        links.select(
+            F.col("file_b").alias("file_id"), F.col("file_a").alias("other_file_id"), "kind", "relation", "evidence"
         )
     )
     other = assigned.select(F.col("file_id").alias("other_file_id"), F.col("split").alias("other_split"))
     ranked = both_ways.join(other, "other_file_id").withColumn(
         "rank",
-        F.row_number().over(
-            Window.partitionBy("file_id", "other_split").orderBy(F.desc("correlation"), "other_file_id")
-        ),
+        F.row_number().over(Window.partitionBy("file_id", "other_split", "kind").orderBy("relation", "other_file_id")),
     )
     return ranked.where("rank = 1").drop("rank")
 
@@ -203,9 +194,6 @@ def build_audit(
 ) -> None:
     """Audit leakfree's own splits, and the configured existing assignment if any."""
     inputs = settings.inputs
-    # Setup leaks are audited over the audit's own columns, which may differ from the ones
-    # that join groups (a key too coarse to group by can still be worth reporting).
-    groups = replace(groups, setup_columns=settings.setup_columns)
     with run.stage("audit") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
         own = tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", "split")

@@ -21,6 +21,8 @@ _WRITE_WORDS = re.compile(
     r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|OVERWRITE|RESTORE|VACUUM|OPTIMIZE)\b", re.I
 )
 
+EXIT_DEGRADED = 3
+
 DESCRIPTION = """\
 leakfree finds duplicate and near-duplicate recordings in audio libraries and writes
 leak-free train/val/test splits as Delta tables. Each subcommand has its own --help.
@@ -29,6 +31,9 @@ Typical use:
   leakfree demo-data demo/library
   leakfree run --library demo/library --metadata demo/library/metadata.csv
   leakfree sql "SELECT error_class, count(*) FROM errors GROUP BY error_class"
+
+Exit status: 0 done (a degraded run too, unless --strict), 2 refused or failed with a
+message, 3 degraded under --strict.
 """
 
 
@@ -74,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     library.add_argument(
         "--run-id", help="name of this run; rerunning the same id replaces its rows (default: a timestamp)"
+    )
+    library.add_argument(
+        "--strict",
+        action="store_true",
+        help=f"exit with status {EXIT_DEGRADED} when the run is degraded (a split misses its target beyond "
+        "splits.tolerance, or is empty), so a scheduler sees it; the tables are written either way",
     )
 
     parser = argparse.ArgumentParser(
@@ -230,6 +241,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = pipeline.run_stages(spark, cfg, names, command=_command(), run_id=args.run_id)
     report = report_path(cfg.report, cfg.warehouse.path, run_id) if "report" in names else None
     print(summary.describe_run(spark, cfg.warehouse.path, run_id, report))
+    if args.strict and summary.run_status(spark, cfg.warehouse.path, run_id) == "degraded":
+        print(f"leakfree: run {run_id} is degraded (--strict)", file=sys.stderr)
+        return EXIT_DEGRADED
     return 0
 
 

@@ -95,13 +95,37 @@ class DedupConfig:
     verify: VerifyParams
 
 
+DUPLICATE_RELATIONS = ("exact_bytes", "exact_pcm", "audio")
+CAPTION_RELATION = "caption"
+ROLES = ("join", "audit")
+
+
 @dataclass(frozen=True)
 class GroupsConfig:
-    edge_types: tuple[str, ...]
     setup_columns: tuple[str, ...]
+    coarse_share: float
+    caption_margin_bits: float
+    caption_min_similarity: float
     checkpoint_every: int
     max_iterations: int
     driver_max_edges: int
+    roles: dict[str, str]
+
+    def __post_init__(self) -> None:
+        fixed = (*DUPLICATE_RELATIONS, CAPTION_RELATION)
+        clashes = sorted(set(self.setup_columns) & set(fixed))
+        if clashes:
+            raise ConfigError(f"groups.setup_columns: {', '.join(clashes)} name edge types; rename the column")
+        known = (*fixed, *self.setup_columns)
+        for relation, role in self.roles.items():
+            if relation not in known:
+                raise ConfigError(f"groups.roles.{relation}: not a relation; use one of {', '.join(known)}")
+            if role not in ROLES:
+                raise ConfigError(f"groups.roles.{relation} must be 'join' or 'audit', got {role!r}")
+
+    def role(self, relation: str) -> str:
+        """The role of an edge type or setup column; unnamed relations join."""
+        return self.roles.get(relation, "join")
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,7 @@ class SplitsConfig:
     frozen: str
     short_sound_split: str
     short_sound_s: float
+    short_sound_share: float
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.ratios) or len(set(self.names)) != len(self.names):
@@ -130,6 +155,8 @@ class SplitsConfig:
                 f'splits.short_sound_split must name a split ({", ".join(self.names)}) or be "", '
                 f"got {self.short_sound_split!r}"
             )
+        if not 0.0 < self.short_sound_share <= 1.0:
+            raise ConfigError(f"splits.short_sound_share must be in (0, 1], got {self.short_sound_share}")
         if self.merge_policy == "frozen" and self.short_sound_split == self.frozen:
             raise ConfigError("splits.short_sound_split cannot be the frozen split: it takes no new files")
 
@@ -137,7 +164,6 @@ class SplitsConfig:
 @dataclass(frozen=True)
 class AuditConfig:
     inputs: tuple[str, ...]
-    setup_columns: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -229,7 +255,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str,
 
 def _is_free_table(dotted: str) -> bool:
     """Tables whose keys are free-form (passed through), not fixed settings."""
-    return dotted == "spark.conf"
+    return dotted in ("spark.conf", "groups.roles")
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -8,15 +8,15 @@ in as they are (hashfunc=int); caption shingles are hashed with datasketch's def
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
+from leakfree.captions import WORD
+
 SCHEME = "affine32"
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def window_spans(start: int, end: int, window: int, hop: int) -> list[tuple[int,
 
 def caption_shingles(text: str | None, max_words: int) -> set[str]:
     """Word n-grams (n = 1..max_words) of a caption, case- and punctuation-insensitive."""
-    words = _WORD.findall((text or "").lower())
+    words = WORD.findall((text or "").lower())
     return {" ".join(words[i : i + n]) for n in range(1, max_words + 1) for i in range(len(words) - n + 1)}
 
 

@@ -41,11 +41,17 @@ def pairs_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def groups_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_groups(spark, settings=cfg.groups, warehouse=cfg.warehouse.path, run=run)
+    build_groups(
+        spark,
+        settings=cfg.groups,
+        caption_column=cfg.features.caption_column,
+        warehouse=cfg.warehouse.path,
+        run=run,
+    )
 
 
 def splits_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_splits(spark, settings=cfg.splits, warehouse=cfg.warehouse.path, run=run)
+    build_splits(spark, settings=cfg.splits, groups=cfg.groups, warehouse=cfg.warehouse.path, run=run)
 
 
 def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
@@ -72,7 +78,8 @@ STAGES: dict[str, Stage] = {
 
 @contextmanager
 def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | None) -> Iterator[RunLog]:
-    """A run row that ends as succeeded, or failed with the reason, whatever happens inside."""
+    """A run row that ends as succeeded, degraded (it finished, but a result misses what was
+    asked of it, with the reasons) or failed with the reason, whatever happens inside."""
     run = RunLog(spark, cfg.warehouse.path, run_id or new_run_id(), command, cfg.digest())
     run.start()
     try:
@@ -80,7 +87,10 @@ def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | N
     except BaseException as exc:
         run.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
-    run.finish("succeeded")
+    if run.problems:
+        run.finish("degraded", " | ".join(run.problems))
+    else:
+        run.finish("succeeded")
     write_registration_sql(spark, cfg.warehouse.path)
 
 

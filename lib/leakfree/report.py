@@ -14,6 +14,7 @@ import io
 import logging
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,12 @@ def write_report(
     """The report stage: write the HTML report of this run."""
     with run.stage("report") as stats:
         target = build_report(
-            spark, settings=settings, caption_column=caption_column, warehouse=warehouse, run_id=run.run_id
+            spark,
+            settings=settings,
+            caption_column=caption_column,
+            warehouse=warehouse,
+            run_id=run.run_id,
+            problems=run.problems,
         )
         stats.rows_out = int(target is not None)
         if target is not None:
@@ -106,7 +112,13 @@ def write_report(
 
 
 def build_report(
-    spark: SparkSession, *, settings: ReportConfig, caption_column: str, warehouse: str, run_id: str
+    spark: SparkSession,
+    *,
+    settings: ReportConfig,
+    caption_column: str,
+    warehouse: str,
+    run_id: str,
+    problems: Sequence[str] = (),
 ) -> Path | None:
     """Write the report for `run_id`; returns its path (None for a remote warehouse)."""
     location = report_path(settings, warehouse, run_id)
@@ -118,7 +130,9 @@ def build_report(
     caption = caption_column if caption_column in catalog.columns else None
     sections = [
         f"<h1>leakfree run {esc(run_id)}</h1>",
+        _problems(problems),
         _counts(spark, warehouse, run_id),
+        _relations(spark, warehouse, run_id),
         _leaks(spark, warehouse),
         _balance(spark, warehouse, run_id),
         _group_sizes(spark, warehouse),
@@ -148,6 +162,30 @@ def _counts(spark: SparkSession, warehouse: str, run_id: str) -> str:
     return f"<h2>Counts</h2><table>{body}</table>"
 
 
+def _problems(problems: Sequence[str]) -> str:
+    if not problems:
+        return ""
+    listed = "".join(f"<li class=bad>{esc(p)}</li>" for p in problems)
+    return f"<h2 class=bad>Degraded: the results miss what was asked</h2><ul>{listed}</ul>"
+
+
+def _relations(spark: SparkSession, warehouse: str, run_id: str) -> str:
+    if not tables.exists(spark, warehouse, "relations"):
+        return ""
+    rows = tables.read(spark, warehouse, "relations").where(F.col("run_id") == run_id).orderBy("relation").collect()
+    body = "".join(
+        f"<tr><td>{esc(r.relation)}</td><td>{esc(r.role)}</td><td class=num>{r.links}</td>"
+        f"<td class=num>{r.joining}</td><td class='{'bad' if r.coarse else ''}'>{esc(r.note or '')}</td></tr>"
+        for r in rows
+    )
+    return (
+        "<h2>Relations</h2><p>What links files: <i>join</i> relations build the leak groups, <i>audit</i> "
+        "ones are only reported as leaks. Links: all found; joining: those that joined groups.</p>"
+        "<table><tr><th>relation</th><th>role</th><th>links</th><th>joining</th><th>note</th></tr>"
+        f"{body}</table>"
+    )
+
+
 def _leaks(spark: SparkSession, warehouse: str) -> str:
     if not tables.exists(spark, warehouse, "audit"):
         return "<h2>Leaks</h2><p>No audit yet.</p>"
@@ -160,8 +198,8 @@ def _leaks(spark: SparkSession, warehouse: str) -> str:
     )
     note = "" if rows else "<p>No audit yet.</p>"
     return (
-        "<h2>Leaks</h2><p>Files of a split that have a duplicate (or, for <i>setup</i>, a recording-setup "
-        "mate) in another split, for each audited assignment.</p>"
+        "<h2>Leaks</h2><p>Files of a split that have a duplicate (or, for the other kinds, a file with "
+        "the same specific caption or the same setup value) in another split, for each audited assignment.</p>"
         "<table><tr><th>assignment</th><th>kind</th><th>split</th><th>leaks from</th><th>files</th>"
         f"<th>of</th><th>share</th></tr>{body}</table>{note}"
     )

@@ -88,6 +88,9 @@ class RunLog:
     stages: list[StageStats] = field(default_factory=list)
     # What the run found and did: new_files, changed_files, deleted_files, moved_files.
     changes: dict[str, int] = field(default_factory=dict)
+    # Why the run's results miss what was asked (a split far off its target): the run ends
+    # as `degraded` with these reasons instead of `succeeded`.
+    problems: list[str] = field(default_factory=list)
     # Whether this run id has run before (a killed run started again with its --run-id):
     # only then can tables already hold rows of this run that must be replaced.
     resumed: bool = False
@@ -101,6 +104,10 @@ class RunLog:
     def finish(self, status: str, message: str | None = None) -> None:
         self._write(status, message, datetime.now(UTC))
         log.info("run %s %s", self.run_id, status)
+
+    def degrade(self, reason: str) -> None:
+        log.warning("run %s is degraded: %s", self.run_id, reason)
+        self.problems.append(reason)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageStats]:

@@ -24,7 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
-from leakfree.config import SplitsConfig
+from leakfree.config import DUPLICATE_RELATIONS, GroupsConfig, SplitsConfig
+from leakfree.diagnosis import diagnose
 from leakfree.features import live_features
 from leakfree.runs import RunLog
 
@@ -203,7 +204,9 @@ def resolve_group(group_id: int, members: list[tuple[int, str | None]], *, polic
     return Resolution(keep, [(f, s, keep, reason) for f, s in placed if s != keep])
 
 
-def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str, run: RunLog) -> None:
+def build_splits(
+    spark: SparkSession, *, settings: SplitsConfig, groups: GroupsConfig, warehouse: str, run: RunLog
+) -> None:
     with run.stage("splits") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
         stratum = (
@@ -233,6 +236,9 @@ def build_splits(spark: SparkSession, *, settings: SplitsConfig, warehouse: str,
         warnings += off_target
         _record_balance(spark, warehouse, shares, warnings, run)
         stats.rows_out = len(assignment)
+        if off_target:
+            causes = explain_largest_groups(spark, warehouse, rows, settings, groups)
+            run.degrade("splits miss their targets: " + "; ".join(off_target) + ". " + " ".join(causes))
         for warning in warnings:
             log.warning("splits: %s", warning)
 
@@ -254,7 +260,7 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
         moved = {f: to for f, _, to, _ in resolution.moves}
         moves += [(f, frm, to, why, group_id) for f, frm, to, why in resolution.moves]
         stratum = _stratum(group)
-        if resolution.split is None and settings.short_sound_split and _shortest(group) < settings.short_sound_s:
+        if resolution.split is None and _pinned_by_short_sounds(group, settings):
             for r in group:
                 assignment[r.file_id] = settings.short_sound_split
                 already[stratum].add(settings.short_sound_split, 1, r.seconds)
@@ -276,6 +282,8 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
                         group_id,
                     )
                 )
+            elif r.previous is None:
+                split = _keep_short_out(r, split, group_id, settings, moves)
             assignment[r.file_id] = split
             if split != EXCLUDED:
                 already[stratum].add(split, 1, r.seconds)
@@ -291,7 +299,7 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
     )
     for group_id, split in placement.assignments.items():
         for r in members[group_id]:
-            assignment[r.file_id] = split
+            assignment[r.file_id] = _keep_short_out(r, split, group_id, settings, moves)
     warnings = [
         f"group {g.group_id} ({g.files} files, {g.seconds:.0f} s) is too large to place within tolerance: "
         f"{split} now holds {share:.1%} of stratum {g.stratum or '(all)'}"
@@ -300,9 +308,29 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
     return assignment, moves, warnings
 
 
-def _shortest(group: list) -> float:
-    """Least active audio of any member (a file without features counts as none)."""
-    return min(r.active_s if r.active_s is not None else 0.0 for r in group)
+def _is_short(r, settings: SplitsConfig) -> bool:
+    """Too little active audio to find every copy (a file without features has none)."""
+    return bool(settings.short_sound_split) and (r.active_s or 0.0) < settings.short_sound_s
+
+
+def _pinned_by_short_sounds(group: list, settings: SplitsConfig) -> bool:
+    """A group mostly of unverifiable clicks goes to the short-sound split whole."""
+    short = sum(_is_short(r, settings) for r in group)
+    return short > 0 and short >= settings.short_sound_share * len(group)
+
+
+def _keep_short_out(r, split: str, group_id: int, settings: SplitsConfig, moves: list[tuple]) -> str:
+    """A new short file whose group went to another split than the short-sound one stays out
+    of every split: in evaluation an unseen copy of it could leak, in train it would sit
+    beside its group's files in evaluation."""
+    if split in (EXCLUDED, settings.short_sound_split) or not _is_short(r, settings):
+        return split
+    reason = (
+        f"under {settings.short_sound_s} s of sound, too short to find every copy; "
+        f"its group {group_id} is in {split}, so it is kept out of evaluation"
+    )
+    moves.append((r.file_id, None, EXCLUDED, reason, group_id))
+    return EXCLUDED
 
 
 def _stratum(group: list) -> str:
@@ -365,3 +393,38 @@ def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], war
     frame = spark.createDataFrame([(run.run_id, *row, note) for row in table], BALANCE_SCHEMA)
     tables.ensure(spark, warehouse, "split_balance", frame.schema)
     run.write_rows(frame, "split_balance")
+
+
+_EXPLAINED_GROUPS = 3
+
+
+def explain_largest_groups(
+    spark: SparkSession, warehouse: str, rows: list, settings: SplitsConfig, groups: GroupsConfig
+) -> list[str]:
+    """For the largest groups holding more than the tolerance of the library: what joined
+    them, how large they would be without each relation, their bridges, and what to change."""
+    sizes = Counter(r.group_id for r in rows)
+    total = max(len(rows), 1)
+    large = [(g, n) for g, n in sizes.most_common(_EXPLAINED_GROUPS) if n / total > settings.tolerance]
+    if not large:
+        return ["No group is larger than the tolerance: the ratios are out of reach for other reasons (strata?)."]
+    names = {r.file_id: r.path.rsplit("/", 1)[-1] for r in rows}
+    links = tables.read(spark, warehouse, "links").where("joins")
+    members = spark.createDataFrame([(r.file_id, r.group_id) for r in rows], "file_a bigint, group_id bigint")
+    causes = []
+    for group_id, files in large:
+        inside = links.join(members.where(F.col("group_id") == group_id), "file_a")
+        if inside.count() > groups.driver_max_edges:
+            causes.append(f"Group {group_id} holds {files} files ({files / total:.0%}); too many links to trace.")
+            continue
+        found = diagnose(files, [(r.file_a, r.file_b, r.relation) for r in inside.collect()])
+        causes.append(f"Group {group_id} holds {files} files ({files / total:.0%}): {found.describe(names)}.")
+        demotable = {r: n for r, n in found.largest_without.items() if r not in DUPLICATE_RELATIONS and n < files}
+        if demotable:
+            relation = min(demotable, key=demotable.get)
+            key = relation.removeprefix("setup:")
+            causes.append(
+                f"To change: if {relation} does not mean one recording, demote it "
+                f"(--set groups.roles.{key}=audit): the group's largest part then holds {demotable[relation]} files."
+            )
+    return causes

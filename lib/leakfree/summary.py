@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
 
 
+def run_row(spark: SparkSession, warehouse: str, run_id: str) -> Row:
+    return tables.read(spark, warehouse, "runs").where(F.col("run_id") == run_id).first()
+
+
+def run_status(spark: SparkSession, warehouse: str, run_id: str) -> str:
+    return run_row(spark, warehouse, run_id).status
+
+
 def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str | None = None) -> str:
-    run = tables.read(spark, warehouse, "runs").where(F.col("run_id") == run_id).first()
-    lines = [f"run {run_id}: {run.status}", f"tables in {tables.table_path(warehouse, '')}"]
+    run = run_row(spark, warehouse, run_id)
+    lines = [f"run {run_id}: {run.status}"]
+    if run.status == "degraded":
+        lines += [f"  {problem}" for problem in run.message.split(" | ")]
+    lines += flagged_relations(spark, warehouse, run_id)
+    lines.append(f"tables in {tables.table_path(warehouse, '')}")
     if run.changes:
         lines.append("found: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(run.changes.items())))
     for stage in run.stages:
@@ -40,8 +52,12 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
     if tables.exists(spark, warehouse, "audit"):
         leaks = tables.read(spark, warehouse, "audit").where(F.col("run_id") == run_id).collect()
         for name in sorted({r.audit for r in leaks}):
-            total = sum(r.leaking_files for r in leaks if r.audit == name and r.kind == "duplicate")
-            lines.append(f"audit {name}: {total} file(s) with a duplicate in another split")
+            kinds = sorted({r.kind for r in leaks if r.audit == name})
+            counts = {k: sum(r.leaking_files for r in leaks if r.audit == name and r.kind == k) for k in kinds}
+            lines.append(
+                f"audit {name}: {counts.pop('duplicate', 0)} file(s) with a duplicate in another split"
+                + "".join(f", {n} with a {k} relation" for k, n in counts.items())
+            )
     if report:
         lines.append(f"report: {report}")
     lines += [
@@ -51,3 +67,11 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
         f"  leakfree sql \"SELECT path, error_class, message FROM errors WHERE run_id = '{run_id}'\"",
     ]
     return "\n".join(lines)
+
+
+def flagged_relations(spark: SparkSession, warehouse: str, run_id: str) -> list[str]:
+    """Setup keys this run found too coarse, one line each with the numbers."""
+    if not tables.exists(spark, warehouse, "relations"):
+        return []
+    rows = tables.read(spark, warehouse, "relations").where((F.col("run_id") == run_id) & F.col("coarse")).collect()
+    return [f"  {r.relation} ({r.role}) is {r.note}" for r in sorted(rows, key=lambda r: r.relation)]

@@ -22,6 +22,8 @@ TABLES = (
     "candidates",
     "oversized_buckets",
     "pairs",
+    "links",
+    "relations",
     "groups",
     "splits",
     "moves",

@@ -42,10 +42,13 @@ def library(tmp_path_factory):
     write_audio(lib / "silent2.wav", np.zeros(2 * RATE), RATE)
     (lib / "meta.csv").write_text(
         "path,caption,setup\n"
-        "a.wav,rain on a tin roof,\n"
+        "a.wav,rain on a corrugated tin roof in Cornwall,\n"
+        "b.wav,church bell in the village square,\n"
         "c.wav,footsteps on gravel,cd-12\n"
         "d.wav,an idling engine,cd-12\n"
-        'e.wav,"Rain, on a tin roof!",\n'
+        'e.wav,"Rain, on a corrugated tin roof in Cornwall!",\n'
+        "silent1.wav,click,\n"  # a generic caption: says nothing about the recording
+        "silent2.wav,Click,\n"
     )
     return lib
 
@@ -86,14 +89,32 @@ def test_pairs_and_groups(spark, make_config, library, tmp_path):
     assert groups["silent1.wav"].group_id != groups["silent2.wav"].group_id
     assert groups["silent1.wav"].group_size == 1 and groups["silent1.wav"].joined_by == []
 
+    links = {
+        (frozenset((names[r.file_a], names[r.file_b])), r.relation): r
+        for r in tables.read(spark, cfg.warehouse.path, "links").collect()
+    }
+    specific = links[(frozenset(("a.wav", "e.wav")), "caption")]
+    generic = links[(frozenset(("silent1.wav", "silent2.wav")), "caption")]
+    assert specific.joins and specific.kind == "caption"
+    assert not generic.joins and generic.kind is None and "needed" in generic.evidence
+    assert links[(frozenset(("c.wav", "d.wav")), "setup:setup")].joins
+    relations = {r.relation: r for r in tables.read(spark, cfg.warehouse.path, "relations").collect()}
+    assert relations["caption"].links == 2 and relations["caption"].joining == 1
+    assert relations["setup:setup"].largest_files == 2 and relations["setup:setup"].coarse  # 2 of 11 files
 
-def test_caption_edges_can_be_switched_off(spark, make_config, library):
+
+def test_caption_edges_can_be_demoted_to_audit(spark, make_config, library):
     cfg = make_config(library, metadata=library / "meta.csv")
-    cfg = cfg.replace(groups=dataclasses.replace(cfg.groups, edge_types=("exact_bytes", "exact_pcm", "audio")))
+    cfg = cfg.replace(groups=dataclasses.replace(cfg.groups, roles={"caption": "audit"}))
     run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
     names = name_of(spark, cfg)
     groups = {names[g.file_id]: g.group_id for g in tables.read(spark, cfg.warehouse.path, "groups").collect()}
     assert groups["e.wav"] != groups["a.wav"]
+    audited = tables.read(spark, cfg.warehouse.path, "links").where("relation = 'caption' AND kind = 'caption'")
+    assert [(names[r.file_a], names[r.file_b], r.joins) for r in audited.collect()] in (
+        [("a.wav", "e.wav", False)],
+        [("e.wav", "a.wav", False)],
+    )
 
 
 def test_an_oversized_bucket_becomes_a_reported_star(spark, make_config, tmp_path):

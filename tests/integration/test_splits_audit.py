@@ -83,7 +83,7 @@ def test_own_split_has_no_leaks_by_the_generators_truth(spark, demo, first_run):
         split_of_group[truth[names[r.file_id]]].add(r.split)
     assert all(len(s) == 1 for s in split_of_group.values())
     own = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree'").collect()
-    assert len(own) == 2 * 3 * 2  # duplicate and setup, for each ordered pair of the three splits
+    assert len(own) == 3 * 3 * 2  # duplicate, caption and setup, for each ordered pair of the three splits
     assert sum(r.leaking_files for r in own) == 0
 
 
@@ -104,11 +104,11 @@ def test_audit_of_a_naive_split_finds_its_leaks(spark, demo, first_run):
     assert found.leaking_files == expected
     assert found.split_files == sum(1 for s in naive.values() if s == "test")
     leaks = tables.read(spark, cfg.warehouse.path, "audit_leaks").where("audit = 'naive.csv'")
-    assert leaks.where("kind = 'duplicate' AND method IS NOT NULL").count() > 0  # with the pair's evidence
+    assert leaks.where("kind = 'duplicate' AND relation IS NOT NULL").count() > 0  # with the link's evidence
     setup = {row["path"]: row["setup"] for row in csv.DictReader((demo["lib"] / "metadata.csv").open())}
     train_setups = {setup[p] for p, s in naive.items() if s == "train"}
     shared = sum(1 for p, s in naive.items() if s == "test" and setup[p] in train_setups)
-    assert shared > 0 and rows[("setup", "train", "test")].leaking_files == shared  # reported apart
+    assert shared > 0 and rows[("setup:setup", "train", "test")].leaking_files == shared  # reported apart
 
 
 def test_external_lists_match_catalogued_files(spark, demo, first_run, tmp_path):

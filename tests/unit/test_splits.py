@@ -113,6 +113,30 @@ def test_groups_with_a_click_too_short_to_fingerprint_go_to_one_split_and_the_re
         assert abs(files - target) <= 0.02 and abs(seconds - target) <= 0.02
 
 
+def test_one_click_does_not_pin_a_large_group_it_is_kept_out_of_evaluation_instead():
+    # 40 groups of 12 files, each holding one click: once, every one of them went to train.
+    big = [
+        Row(70_000 + 12 * g + i, 80_000 + g, 5.0, "", None, 0.05 if i == 0 else 5.0) for g in range(40) for i in range(12)
+    ]
+    assignment, moves, _ = assign(big, settings())
+    group_splits = {r.group_id: assignment[r.file_id] for r in big if r.active_s > 1}
+    assert {"train", "val", "test"} <= set(group_splits.values())
+    clicks = [r for r in big if r.active_s < 1]
+    for click in clicks:
+        expected = "train" if group_splits[click.group_id] == "train" else EXCLUDED
+        assert assignment[click.file_id] == expected
+    excluded = {m[0] for m in moves if m[2] == EXCLUDED}
+    assert excluded == {c.file_id for c in clicks if assignment[c.file_id] == EXCLUDED} and excluded
+    assert all("too short" in m[3] for m in moves)
+
+
+def test_a_new_click_joining_a_placed_test_group_is_kept_out_and_logged():
+    rows = [Row(1, 5, 4.0, "", "test", 4.0), Row(2, 5, 4.0, "", "test", 4.0), Row(3, 5, 0.1, "", None, 0.02)]
+    assignment, moves, _ = assign(rows, settings())
+    assert assignment == {1: "test", 2: "test", 3: EXCLUDED}
+    assert [(m[0], m[1], m[2]) for m in moves] == [(3, None, EXCLUDED)]
+
+
 def test_a_merge_moves_the_smaller_side_and_logs_it():
     members = [(1, "train"), (2, "train"), (3, "test"), (4, None)]
     resolution = resolve_group(1, members, policy="move_smaller", frozen="test")
