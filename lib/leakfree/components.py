@@ -113,11 +113,17 @@ def component_labels(
 
 def local_labels(edges: pa.Table) -> pa.Table:
     """(node, label) of an in-memory (src, dst) edge table, labelled like component_labels."""
-    ends = np.concatenate([edges.column("src").to_numpy(), edges.column("dst").to_numpy()]).astype(np.int64)
+    nodes, labels = labels_of(edges.column("src").to_numpy(), edges.column("dst").to_numpy())
+    return pa.table({"node": nodes, "label": labels})
+
+
+def labels_of(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every node of the (src[i], dst[i]) edges, sorted, and the smallest node of its component."""
+    ends = np.concatenate([np.asarray(src), np.asarray(dst)]).astype(np.int64)
     nodes, index = np.unique(ends, return_inverse=True)
-    count = edges.num_rows
+    count = len(src)
     graph = coo_matrix((np.ones(count, np.int8), (index[:count], index[count:])), shape=(nodes.size, nodes.size))
     _, component = connected_components(graph, directed=False)
     # `nodes` is sorted, so a component's first node in it is its smallest.
     _, first = np.unique(component, return_index=True)
-    return pa.table({"node": nodes, "label": nodes[first[component]]})
+    return nodes, nodes[first[component]]

@@ -8,6 +8,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
+from leakfree.components import labels_of
+
 
 @dataclass(frozen=True)
 class Bridge:
@@ -60,19 +64,11 @@ def _largest_part(edges: list[tuple[int, int]], files: int) -> int:
 
 def _component_sizes(edges: list[tuple[int, int]]) -> dict[int, int]:
     """Every file that has an edge -> the size of its connected part."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        parent[find(a)] = find(b)
-    sizes = Counter(find(x) for x in list(parent))
-    return {x: sizes[find(x)] for x in parent}
+    if not edges:
+        return {}
+    nodes, labels = labels_of(np.array([a for a, _ in edges]), np.array([b for _, b in edges]))
+    sizes = Counter(labels.tolist())
+    return {int(n): sizes[int(label)] for n, label in zip(nodes, labels, strict=True)}
 
 
 def _bridges(links: list[tuple[int, int, str]]) -> list[Bridge]:

@@ -40,6 +40,9 @@ class Group:
     files: int
     seconds: float
     stratum: str
+    # Its short sounds: they stay out of every split but the short-sound one (splits.short_sound_*).
+    short_files: int = 0
+    short_seconds: float = 0.0
 
 
 @dataclass
@@ -76,6 +79,7 @@ def place_groups(
     tolerance: float,
     already: dict[str, Tally] | None = None,
     closed: frozenset[str] = frozenset(),
+    short_split: str = "",
 ) -> Placement:
     """Assign each group to a split; `already` holds what earlier runs placed (per stratum),
     `closed` splits take no new groups (a frozen test split)."""
@@ -88,7 +92,7 @@ def place_groups(
     oversized = []
     for stratum, members in sorted(by_stratum.items()):
         base = (already or {}).get(stratum, Tally())
-        balance = _Balance(base, members, target)
+        balance = _Balance(base, members, target, short_split)
         placed = balance.place(sorted(members, key=lambda g: order_key(g, seed)), open_splits, seed)
         assignments.update(placed)
         for g in members:
@@ -102,12 +106,23 @@ class _Balance:
     """Files and seconds per split for one stratum, and how far they are from the targets
     (the sum of squared deviations of both shares)."""
 
-    def __init__(self, base: Tally, groups: list[Group], target: dict[str, float]):
+    def __init__(self, base: Tally, groups: list[Group], target: dict[str, float], short_split: str = ""):
         self.target = target
+        self.short_split = short_split
         self.files = {s: float(base.files[s]) for s in target}
         self.seconds = {s: float(base.seconds[s]) for s in target}
-        self.all_files = sum(self.files.values()) + sum(g.files for g in groups)
-        self.all_seconds = sum(self.seconds.values()) + sum(g.seconds for g in groups) or 1.0
+        # Short sounds stay only where their groups go to the short-sound split: expect that share.
+        stay = target.get(short_split, 1.0)
+        self.all_files = sum(self.files.values()) + sum(g.files - (1 - stay) * g.short_files for g in groups)
+        self.all_seconds = (
+            sum(self.seconds.values()) + sum(g.seconds - (1 - stay) * g.short_seconds for g in groups) or 1.0
+        )
+
+    def size(self, g: Group, split: str) -> tuple[float, float]:
+        """Files and seconds g brings to a split."""
+        if not self.short_split or split == self.short_split:
+            return g.files, g.seconds
+        return g.files - g.short_files, g.seconds - g.short_seconds
 
     def _term(self, split: str, files: float, seconds: float) -> float:
         r = self.target[split]
@@ -115,19 +130,23 @@ class _Balance:
 
     def move_gain(self, g: Group, source: str | None, dest: str) -> float:
         """How much the deviation drops if g moves from source (None: unplaced) to dest."""
+        files, seconds = self.size(g, dest)
         before = self._term(dest, self.files[dest], self.seconds[dest])
-        after = self._term(dest, self.files[dest] + g.files, self.seconds[dest] + g.seconds)
+        after = self._term(dest, self.files[dest] + files, self.seconds[dest] + seconds)
         if source is not None:
+            files, seconds = self.size(g, source)
             before += self._term(source, self.files[source], self.seconds[source])
-            after += self._term(source, self.files[source] - g.files, self.seconds[source] - g.seconds)
+            after += self._term(source, self.files[source] - files, self.seconds[source] - seconds)
         return before - after
 
     def shift(self, g: Group, source: str | None, dest: str) -> None:
         if source is not None:
-            self.files[source] -= g.files
-            self.seconds[source] -= g.seconds
-        self.files[dest] += g.files
-        self.seconds[dest] += g.seconds
+            files, seconds = self.size(g, source)
+            self.files[source] -= files
+            self.seconds[source] -= seconds
+        files, seconds = self.size(g, dest)
+        self.files[dest] += files
+        self.seconds[dest] += seconds
 
     def place(self, ordered: list[Group], splits: list[str], seed: int) -> dict[int, str]:
         """Greedy (largest first, each where it helps most), then improving moves and swaps:
@@ -161,8 +180,10 @@ class _Balance:
             if a == b:
                 continue
             before = self._term(a, self.files[a], self.seconds[a]) + self._term(b, self.files[b], self.seconds[b])
-            fa, sa = self.files[a] - g.files + h.files, self.seconds[a] - g.seconds + h.seconds
-            fb, sb = self.files[b] - h.files + g.files, self.seconds[b] - h.seconds + g.seconds
+            (ga, gsa), (gb, gsb) = self.size(g, a), self.size(g, b)
+            (ha, hsa), (hb, hsb) = self.size(h, a), self.size(h, b)
+            fa, sa = self.files[a] - ga + ha, self.seconds[a] - gsa + hsa
+            fb, sb = self.files[b] - hb + gb, self.seconds[b] - hsb + gsb
             if before - (self._term(a, fa, sa) + self._term(b, fb, sb)) > _MIN_GAIN:
                 self.shift(g, a, b)
                 self.shift(h, b, a)
@@ -266,7 +287,17 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
                 already[stratum].add(settings.short_sound_split, 1, r.seconds)
             continue
         if resolution.split is None:
-            new_groups.append(Group(group_id, len(group), sum(r.seconds for r in group), stratum))
+            short = [r for r in group if _is_short(r, settings)]
+            new_groups.append(
+                Group(
+                    group_id,
+                    len(group),
+                    sum(r.seconds for r in group),
+                    stratum,
+                    len(short),
+                    sum(r.seconds for r in short),
+                )
+            )
             continue
         frozen_group = settings.merge_policy == "frozen" and resolution.split == settings.frozen
         for r in group:
@@ -296,6 +327,7 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
         tolerance=settings.tolerance,
         already=already,
         closed=closed,
+        short_split=settings.short_sound_split,
     )
     for group_id, split in placement.assignments.items():
         for r in members[group_id]:
@@ -359,18 +391,22 @@ def _record_moves(spark: SparkSession, warehouse: str, moves: list[tuple], run: 
 
 def balance(rows: list, assignment: dict[int, str], settings: SplitsConfig) -> tuple[list[tuple], list[str]]:
     """Per split: files, seconds, their shares and the target; and a warning for every
-    share further from its target than the tolerance."""
+    share further from its target than the tolerance. Shares are of the files in splits;
+    the excluded row's, of all files."""
     files: Counter = Counter()
     seconds: Counter = Counter()
     for r in rows:
         files[assignment[r.file_id]] += 1
         seconds[assignment[r.file_id]] += r.seconds
-    all_files, all_seconds = max(sum(files.values()), 1), max(sum(seconds.values()), 1e-9)
+    placed_files = max(sum(files.values()) - files[EXCLUDED], 1)
+    placed_seconds = max(sum(seconds.values()) - seconds[EXCLUDED], 1e-9)
     target = dict(zip(settings.names, settings.ratios, strict=True))
     table, warnings = [], []
     for split in [*settings.names, EXCLUDED]:
         if split == EXCLUDED and not files[split]:
             continue
+        all_files = placed_files + (files[split] if split == EXCLUDED else 0)
+        all_seconds = placed_seconds + (seconds[split] if split == EXCLUDED else 0)
         file_share, duration_share = files[split] / all_files, seconds[split] / all_seconds
         goal = target.get(split, 0.0)
         table.append((split, files[split], float(seconds[split]), file_share, duration_share, goal))
@@ -408,17 +444,18 @@ def explain_largest_groups(
     large = [(g, n) for g, n in sizes.most_common(_EXPLAINED_GROUPS) if n / total > settings.tolerance]
     if not large:
         return ["No group is larger than the tolerance: the ratios are out of reach for other reasons (strata?)."]
-    names = {r.file_id: r.path.rsplit("/", 1)[-1] for r in rows}
+    names = {r.file_id: "/".join(r.path.rsplit("/", 2)[-2:]) for r in rows}
     links = tables.read(spark, warehouse, "links").where("joins")
     members = spark.createDataFrame([(r.file_id, r.group_id) for r in rows], "file_a bigint, group_id bigint")
     causes = []
     for group_id, files in large:
         inside = links.join(members.where(F.col("group_id") == group_id), "file_a")
+        title = f"Group {group_id} (with {names[group_id]}) holds {files} files ({files / total:.0%})"
         if inside.count() > groups.driver_max_edges:
-            causes.append(f"Group {group_id} holds {files} files ({files / total:.0%}); too many links to trace.")
+            causes.append(f"{title}; too many links to trace.")
             continue
         found = diagnose(files, [(r.file_a, r.file_b, r.relation) for r in inside.collect()])
-        causes.append(f"Group {group_id} holds {files} files ({files / total:.0%}): {found.describe(names)}.")
+        causes.append(f"{title}: {found.describe(names)}.")
         demotable = {r: n for r, n in found.largest_without.items() if r not in DUPLICATE_RELATIONS and n < files}
         if demotable:
             relation = min(demotable, key=demotable.get)
@@ -426,5 +463,11 @@ def explain_largest_groups(
             causes.append(
                 f"To change: if {relation} does not mean one recording, demote it "
                 f"(--set groups.roles.{key}=audit): the group's largest part then holds {demotable[relation]} files."
+            )
+        else:
+            causes.append(
+                "To change: verified duplicates hold it together; check its links "
+                f"(leakfree sql \"SELECT * FROM links l JOIN groups g ON g.file_id = l.file_a "
+                f"WHERE l.joins AND g.group_id = {group_id}\") or widen splits.tolerance."
             )
     return causes

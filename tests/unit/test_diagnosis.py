@@ -37,7 +37,9 @@ def test_bridges_and_parts_match_removing_each_link_by_hand(seed):
     relations = ["audio", "caption", "setup:cd"]
     # A random tree (all bridges) plus a few extra links that close cycles, some repeated.
     links = [(i, rng.randrange(i), rng.choice(relations)) for i in range(1, n)]
-    links += [tuple(sorted(rng.sample(range(n), 2))) + (rng.choice(relations),) for _ in range(rng.randint(0, n // 2))]
+    for _ in range(rng.randint(0, n // 2)):
+        a, b = sorted(rng.sample(range(n), 2))
+        links.append((a, b, rng.choice(relations)))
     found = diagnose(n, links, top=n)
     expected = []
     for i, (a, b, relation) in enumerate(links):

@@ -115,9 +115,8 @@ def test_groups_with_a_click_too_short_to_fingerprint_go_to_one_split_and_the_re
 
 def test_one_click_does_not_pin_a_large_group_it_is_kept_out_of_evaluation_instead():
     # 40 groups of 12 files, each holding one click: once, every one of them went to train.
-    big = [
-        Row(70_000 + 12 * g + i, 80_000 + g, 5.0, "", None, 0.05 if i == 0 else 5.0) for g in range(40) for i in range(12)
-    ]
+    big = [Row(70_000 + 12 * g + i, 80_000 + g, 5.0, "", None, 5.0) for g in range(40) for i in range(12)]
+    big = [r._replace(active_s=0.05) if r.file_id % 12 == 4 else r for r in big]
     assignment, moves, _ = assign(big, settings())
     group_splits = {r.group_id: assignment[r.file_id] for r in big if r.active_s > 1}
     assert {"train", "val", "test"} <= set(group_splits.values())
@@ -128,6 +127,7 @@ def test_one_click_does_not_pin_a_large_group_it_is_kept_out_of_evaluation_inste
     excluded = {m[0] for m in moves if m[2] == EXCLUDED}
     assert excluded == {c.file_id for c in clicks if assignment[c.file_id] == EXCLUDED} and excluded
     assert all("too short" in m[3] for m in moves)
+    assert balance(big, assignment, settings())[1] == []  # the clicks kept out were counted in
 
 
 def test_a_new_click_joining_a_placed_test_group_is_kept_out_and_logged():
