@@ -20,7 +20,7 @@ from common import CORPUS
 from stress_corpus import CORPUS as STRESS_CORPUS
 from stress_corpus import SAME_AUDIO_NCC, best_ncc, groups_of, mono_at_check_rate
 
-PER_PACKAGE = 24
+PER_PACKAGE = 60
 LONGEST_S = 12.0  # sound effects, not music
 SEED = 3
 

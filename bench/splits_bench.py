@@ -92,7 +92,7 @@ def main() -> None:
             "leakfree_share": len(flagged) / len(test_files),
             "flagged_not_in_truth": sorted(flagged - truth_naive),
             "in_truth_not_flagged": sorted(truth_naive - flagged),
-            "setup_leaking": len(audit_flagged(spark, cfg, library, "setup")),
+            "setup_leaking": len(audit_flagged(spark, cfg, library, "setup:setup")),
         }
         result["with_setup"] = with_setup
         growth = grow(spark, cfg, truth, library, late, work)

@@ -82,6 +82,25 @@ def test_short_sound_split_must_be_an_open_split(overrides, wording):
 
 
 @pytest.mark.parametrize(
+    ("overrides", "wording"),
+    [
+        ({"groups.roles.session": "audit"}, "groups.roles.session: not a relation; use one of"),
+        ({"groups.roles.setup": "maybe"}, "must be 'join' or 'audit'"),
+        ({"groups.setup_columns": ["caption"]}, "name edge types"),
+        ({"splits.short_sound_share": 0.0}, "short_sound_share must be in"),
+    ],
+)
+def test_relation_roles_and_short_sound_share_are_checked(overrides, wording):
+    with pytest.raises(ConfigError, match=wording):
+        Config.from_toml(overrides=overrides)
+
+
+def test_a_role_names_an_edge_type_or_a_setup_column_and_the_rest_join():
+    groups = Config.from_toml(overrides={"groups.setup_columns": ["session", "cd"], "groups.roles.cd": "audit"}).groups
+    assert groups.role("cd") == "audit" and groups.role("session") == "join" and groups.role("audio") == "join"
+
+
+@pytest.mark.parametrize(
     "key, value",
     [
         ("anchor_steps", 5),
