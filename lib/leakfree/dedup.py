@@ -322,8 +322,8 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
             }
         )
     elif sources & {*AUDIO_FAMILIES, lsh.CAPTION}:
-        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz)
-        if evidence.verified(params):
+        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz, triplets_only=sources == {TRIPLET})
+        if evidence is not None and evidence.verified(params):
             edges.append(
                 {
                     **pair,

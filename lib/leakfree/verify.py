@@ -155,18 +155,30 @@ def matching_hashes(hashes_a: np.ndarray, hashes_b: np.ndarray) -> tuple[np.ndar
     return a_index, order_b[starts + np.arange(counts.sum())]
 
 
-def audio_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> AudioEvidence:
+def audio_evidence(
+    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, *, triplets_only: bool = False
+) -> AudioEvidence | None:
     """Compare two feature rows (hashes, times, triplets, logmel matrix, hop lengths).
 
     The log-mel alignment gives an offset; the landmark hashes are counted only where they
     agree with it (within a bin), so hashes shared by chance, at other offsets, do not count.
     A pair that fails as it stands is tried once more at the speed the triplet hashes
     point to (`mel_hz`: the log-mel bands' centre frequencies, to shift them by).
+
+    A pair that only triplet hashes proposed (`triplets_only`) is first asked whether they
+    agree on one speed and offset; None when they do not. Triplets are coarse and proposed
+    most candidates, 83 % of them chance that the vote alone rejects; on ../shared/corpus and
+    bench/stress_corpus.py no such pair was verified in any other way.
     """
+    vote = None
+    if triplets_only:
+        vote = triplet_vote(a, b, params)
+        if vote is None:
+            return None
     as_is = unscaled_evidence(a, b, params)
     if as_is.verified(params) or len(a["triplet_hashes"]) == 0 or len(b["triplet_hashes"]) == 0:
         return as_is
-    scaled = scaled_evidence(a, b, params, mel_hz)
+    scaled = scaled_evidence(a, b, params, mel_hz, vote)
     return scaled if scaled is not None and scaled.verified(params) else as_is
 
 
@@ -189,17 +201,20 @@ def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
     )
 
 
-def scaled_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> AudioEvidence | None:
-    """The evidence at the time and frequency scale that the triplet hashes point to.
+@dataclass(frozen=True)
+class TripletVote:
+    """The time and frequency scale most matching triplet hashes agree on."""
 
-    A speed change by resampling scales time by 1/s and frequency by s; a pitch shift only
-    frequency; a time stretch only time. Every matching triplet votes, for each time scale
-    tried, for the offset at which it puts b; the time scale with the most votes in one
-    offset wins, and the frequency scale is the median ratio of its voters' anchor
-    frequencies. Over a short sound, time scales a few percent apart put b at nearly the
-    same offsets, so the vote cannot tell them apart: b's log-mel is warped to a's scale
-    under each reading (speed, from either scale; pitch: time 1; tempo: frequency 1; or both
-    as voted) and the best alignment counts."""
+    time_scale: float
+    freq_scale: float
+    anchors: np.ndarray  # frames in a of the triplets that agree
+
+
+def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
+    """Every matching triplet votes, for each time scale tried, for the offset at which it
+    puts b; the time scale with the most votes in one offset wins, and the frequency scale is
+    the median ratio of its voters' anchor frequencies. None when the votes scatter (chance,
+    not a copy) or point outside the scales tried."""
     ia, ib = matching_hashes(a["triplet_hashes"], b["triplet_hashes"])
     if len(ia) < params.min_triplet_votes:
         return None
@@ -222,10 +237,27 @@ def scaled_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) 
     voters = np.abs(time_b - time_scale * time_a - centre * width) <= width
     voters &= (bins_a >= 3) & (bins_b >= 3)
     if voters.sum() < max(params.min_triplet_votes, params.min_vote_share * len(ia)):
-        return None  # matches scattered over scales and offsets: chance, not a copy
+        return None
     freq_scale = float(np.median(bins_b[voters] / bins_a[voters]))
     if abs(freq_scale - 1) > params.max_scale_change:
         return None
+    return TripletVote(time_scale, freq_scale, time_a[voters])
+
+
+def scaled_evidence(
+    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, vote: TripletVote | None = None
+) -> AudioEvidence | None:
+    """The evidence at the time and frequency scale that the triplet hashes point to.
+
+    A speed change by resampling scales time by 1/s and frequency by s; a pitch shift only
+    frequency; a time stretch only time. Over a short sound, time scales a few percent apart
+    put b at nearly the same offsets, so the vote cannot tell them apart: b's log-mel is
+    warped to a's scale under each reading (speed, from either scale; pitch: time 1; tempo:
+    frequency 1; or both as voted) and the best alignment counts."""
+    vote = vote or triplet_vote(a, b, params)
+    if vote is None:
+        return None
+    time_scale, freq_scale = vote.time_scale, vote.freq_scale
     readings = {
         (round(t, 3), round(f, 3))
         for t, f in (
@@ -245,11 +277,11 @@ def scaled_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) 
         (correlation, offset, overlap),
         set_similarity(a["triplet_hashes"], b["triplet_hashes"])[:2],
         a,
-        time_a[voters],
+        vote.anchors,
         aligned_hashes=0,
         time_scale=round(time_scale, 4),
         freq_scale=round(freq_scale, 4),
-        triplet_votes=int(voters.sum()),
+        triplet_votes=len(vote.anchors),
     )
 
 
