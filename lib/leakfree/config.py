@@ -214,6 +214,14 @@ class Config:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Keys an older config may still hold, and what replaced them.
+RETIRED_KEYS = {
+    "groups.edge_types": "every relation now has a role: --set groups.roles.caption=audit stops caption joins",
+    "audit.setup_columns": "every column of groups.setup_columns is audited; give it the role audit "
+    '(groups.roles.<column> = "audit") to audit it without joining',
+}
+
+
 def default_dict() -> dict[str, Any]:
     text = resources.files("leakfree").joinpath("local.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
@@ -239,6 +247,8 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str,
     merged = dict(base)
     for key, value in extra.items():
         name = f"{where}{key}"
+        if name in RETIRED_KEYS:
+            raise ConfigError(f"config key '{name}' is gone: {RETIRED_KEYS[name]}")
         if key not in base:
             valid = ", ".join(sorted(base)) or "(none)"
             raise ConfigError(f"unknown config key '{name}'; valid keys here: {valid}")

@@ -467,7 +467,7 @@ def explain_largest_groups(
         else:
             causes.append(
                 "To change: verified duplicates hold it together; check its links "
-                f"(leakfree sql \"SELECT * FROM links l JOIN groups g ON g.file_id = l.file_a "
-                f"WHERE l.joins AND g.group_id = {group_id}\") or widen splits.tolerance."
+                f'(leakfree sql "SELECT * FROM links l JOIN groups g ON g.file_id = l.file_a '
+                f'WHERE l.joins AND g.group_id = {group_id}") or widen splits.tolerance.'
             )
     return causes

@@ -88,6 +88,7 @@ def test_short_sound_split_must_be_an_open_split(overrides, wording):
         ({"groups.roles.setup": "maybe"}, "must be 'join' or 'audit'"),
         ({"groups.setup_columns": ["caption"]}, "name edge types"),
         ({"splits.short_sound_share": 0.0}, "short_sound_share must be in"),
+        ({"groups.edge_types": ["audio"]}, "is gone: every relation now has a role"),
     ],
 )
 def test_relation_roles_and_short_sound_share_are_checked(overrides, wording):
