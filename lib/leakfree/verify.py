@@ -30,6 +30,7 @@ class VerifyParams:
     min_aligned_share: float  # a share of the smaller file's landmarks aligned that needs no correlation...
     min_share_hashes: int  # ...when that share is at least this many hashes
     min_share_span_s: float  # ...spread over at least this much of the sound
+    share_min_correlation: float  # ...at a correlation of at least this
     min_overlap_share: float  # of the shorter file's active frames inside the overlap
     min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
     active_rel_db: float  # log-mel frames this far below the loudest of their sound are silence
@@ -70,6 +71,7 @@ class AudioEvidence:
             self.aligned_hashes >= params.min_share_hashes
             and self.aligned_share >= params.min_aligned_share
             and self.matched_s >= params.min_share_span_s
+            and self.correlation >= params.share_min_correlation
         ):
             return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
         if self.correlation < params.min_correlation:
