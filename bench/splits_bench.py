@@ -165,7 +165,7 @@ def relations_report(spark, cfg: Config, truth, library: Path, run_id: str) -> d
         "leaking_files": {
             k: sum(r.leaking_files for r in audit if r.kind == k) for k in sorted({r.kind for r in audit})
         },
-        "truth_leaks_any": score_run(spark, cfg, truth, library, run_id)["truth_leaks_any"],
+        **{k: v for k, v in score_run(spark, cfg, truth, library, run_id).items() if k.startswith("truth_leak")},
     }
 
 
@@ -352,7 +352,7 @@ def relations_markdown(r: dict) -> str:
     )
     leaks = ", ".join(f"{k}: {n}" for k, n in r["leaking_files"].items())
     md += f"\nFiles leaking by kind (leakfree's own split): {leaks}. Truth duplicates across splits: "
-    md += f"{r['truth_leaks_any']}.\n"
+    md += f"{r['truth_leaks_any']}" + (f": {r['truth_leaking_files']}" if r["truth_leaking_files"] else "") + ".\n"
     return md
 
 
