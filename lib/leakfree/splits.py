@@ -92,8 +92,7 @@ def place_groups(
     oversized = []
     for stratum, members in sorted(by_stratum.items()):
         base = (already or {}).get(stratum, Tally())
-        balance = _Balance(base, members, target, short_split)
-        placed = balance.place(sorted(members, key=lambda g: order_key(g, seed)), open_splits, seed)
+        balance, placed = _Balance.best(base, members, target, short_split, open_splits, seed, tolerance)
         assignments.update(placed)
         for g in members:
             share = balance.files[placed[g.group_id]] / balance.all_files
@@ -148,6 +147,43 @@ class _Balance:
         self.files[dest] += files
         self.seconds[dest] += seconds
 
+    @classmethod
+    def best(
+        cls,
+        base: Tally,
+        groups: list[Group],
+        target: dict[str, float],
+        short_split: str,
+        splits: list[str],
+        seed: int,
+        tolerance: float,
+    ) -> tuple[_Balance, dict[int, str]]:
+        """The placement from the largest-first order; when it leaves a split off target (a
+        few large groups can be packed in ways the local search does not reach from there),
+        again from seeded orders in which sizes are jittered, keeping the closest."""
+        tried = []
+        for attempt in range(_RESTARTS):
+            jitter = random.Random(seed + attempt)
+            noise = {g.group_id: jitter.uniform(0.6, 1.4) if attempt else 1.0 for g in groups}
+            order = sorted(groups, key=lambda g: (-g.files * noise[g.group_id], order_key(g, seed)[1]))
+            balance = cls(base, groups, target, short_split)
+            placed = balance.place(order, splits, seed + attempt)
+            tried.append((balance.deviation(), attempt, balance, placed))
+            if balance.within(tolerance):
+                break
+        _, _, balance, placed = min(tried, key=lambda t: t[:2])
+        return balance, placed
+
+    def deviation(self) -> float:
+        return sum(self._term(s, self.files[s], self.seconds[s]) for s in self.target)
+
+    def within(self, tolerance: float) -> bool:
+        return all(
+            abs(self.files[s] / self.all_files - r) <= tolerance
+            and abs(self.seconds[s] / self.all_seconds - r) <= tolerance
+            for s, r in self.target.items()
+        )
+
     def place(self, ordered: list[Group], splits: list[str], seed: int) -> dict[int, str]:
         """Greedy (largest first, each where it helps most), then improving moves and swaps:
         the greedy alone leaves the last big groups wherever they happened to fit."""
@@ -193,6 +229,7 @@ class _Balance:
 
 
 _REFINE_PASSES = 8
+_RESTARTS = 12  # only when a placement misses a target: each costs one greedy pass and its search
 _SWAPS_PER_GROUP = 20
 _MAX_SWAPS = 200_000
 _MIN_GAIN = 1e-12
