@@ -123,12 +123,14 @@ def relations_report(spark, cfg: Config, truth, library: Path, run_id: str) -> d
     run = tables.read(spark, warehouse, "runs").where(f"run_id = '{run_id}'").first()
     rel = {r.file_id: os.path.relpath(r.path, library) for r in tables.read(spark, warehouse, "catalog").collect()}
     captions = tables.read(spark, warehouse, "links").where("relation = 'caption'").collect()
-
-    def false(links) -> int:
-        return sum(1 for r in links if not truth.groups[rel[r.file_a]] & truth.groups[rel[r.file_b]])
-
-    joining = [r for r in captions if r.joins]
     pairs = [(rel[r.file_a], rel[r.file_b]) for r in captions]
+    joining = [(rel[r.file_a], rel[r.file_b]) for r in captions if r.joins]
+
+    def false(links: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The links between files that truth keeps apart."""
+        return [(a, b) for a, b in links if not truth.groups[a] & truth.groups[b]]
+
+    scored = score_run(spark, cfg, truth, library, run_id)
     with Path(cfg.library.metadata).open(encoding="utf-8") as sidecar:
         texts = {r["path"]: r["caption"] for r in csv.DictReader(sidecar) if (library / r["path"]).exists()}
     audit = tables.read(spark, warehouse, "audit").where(f"run_id = '{run_id}' AND audit = 'leakfree'").collect()
@@ -136,20 +138,16 @@ def relations_report(spark, cfg: Config, truth, library: Path, run_id: str) -> d
     return {
         "status": run.status,
         "message": run.message,
-        "caption_links_before": len(captions),
-        "false_caption_links_before": false(captions),
+        "caption_links_before": len(pairs),
+        "false_caption_links_before": len(false(pairs)),
         "caption_links_after": len(joining),
-        "false_caption_links_after": false(joining),
+        "false_caption_links_after": len(false(joining)),
         "margin_sweep": {
-            margin: {"joining": len(kept), "false": sum(1 for a, b in kept if not truth.groups[a] & truth.groups[b])}
+            margin: {"joining": len(kept), "false": len(false(kept))}
             for margin in MARGINS
             for kept in [specific(texts, pairs, with_margin(cfg, margin))]
         },
-        "false_examples_before": sorted(
-            (rel[r.file_a], rel[r.file_b])
-            for r in captions
-            if not truth.groups[rel[r.file_a]] & truth.groups[rel[r.file_b]]
-        )[:8],
+        "false_examples_before": sorted(false(pairs))[:8],
         "relations": {
             r.relation: {
                 "role": r.role,
@@ -161,11 +159,11 @@ def relations_report(spark, cfg: Config, truth, library: Path, run_id: str) -> d
             }
             for r in relations
         },
-        "balance": balance_of(spark, cfg, run_id),
+        "balance": scored["balance"],
         "leaking_files": {
             k: sum(r.leaking_files for r in audit if r.kind == k) for k in sorted({r.kind for r in audit})
         },
-        **{k: v for k, v in score_run(spark, cfg, truth, library, run_id).items() if k.startswith("truth_leak")},
+        **{k: v for k, v in scored.items() if k.startswith("truth_leak")},
     }
 
 

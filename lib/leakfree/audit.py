@@ -29,7 +29,7 @@ from pyspark.sql.window import Window
 from leakfree import storage, tables
 from leakfree.config import CAPTION_RELATION, AuditConfig, GroupsConfig
 from leakfree.errors import LeakfreeError
-from leakfree.grouping import edge_components, setup_relation
+from leakfree.grouping import DUPLICATE_KIND, edge_components, setup_relation
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -107,7 +107,7 @@ def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFram
 def leak_kinds(settings: GroupsConfig) -> list[str]:
     """Every kind an audit reports, whatever the relations' roles: duplicates, specific
     captions, and each setup column."""
-    return ["duplicate", CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
+    return [DUPLICATE_KIND, CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
 
 
 def leak_components(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> dict[str, DataFrame]:

@@ -33,9 +33,12 @@ RELATIONS_SCHEMA = (
 )
 
 
+DUPLICATE_KIND = "duplicate"  # the leak kind of every duplicate method
+
+
 def relation_kind(relation: str) -> str:
     """The leak kind a relation is audited as: every duplicate method is one kind."""
-    return "duplicate" if relation in DUPLICATE_RELATIONS else relation
+    return DUPLICATE_KIND if relation in DUPLICATE_RELATIONS else relation
 
 
 def setup_relation(column: str) -> str:
@@ -85,10 +88,9 @@ def caption_links(
     captions = catalog.select("file_id", F.col(caption_column).cast("string").alias("caption")).where(
         F.trim(F.coalesce("caption", F.lit(""))) != ""
     )
-    words = captions.mapInArrow(_words_batches, "file_id bigint, words array<string>").persist()
+    words = captions.mapInArrow(_words_batches, "file_id bigint, words array<string>")
     captioned = words.where(F.size("words") > 0).count()
     if not captioned:
-        words.unpersist()
         return empty
     per_word = words.select("file_id", F.explode("words").alias("word"))
     bits = F.udf(lambda n: word_bits(n, captioned), "double")
@@ -101,12 +103,10 @@ def caption_links(
     edges = caption_edges.join(per_file.withColumnsRenamed({"file_id": "file_a", "bits": "a_bits"}), "file_a").join(
         per_file.withColumnsRenamed({"file_id": "file_b", "bits": "b_bits"}), "file_b"
     )
-    judged = edges.select("file_a", "file_b", "a_bits", "b_bits").mapInArrow(
+    return edges.select("file_a", "file_b", "a_bits", "b_bits").mapInArrow(
         lambda batches: _judge_batches(batches, settings, captioned),
         CAPTION_LINKS_SCHEMA,
     )
-    words.unpersist()
-    return judged
 
 
 def _words_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -168,7 +168,7 @@ def relation_links(
     links = reduce(DataFrame.unionByName, [duplicates, captions, setups])
     joining = [r for r in (*DUPLICATE_RELATIONS, CAPTION_RELATION) if settings.role(r) == "join"]
     joining += [setup_relation(c) for c in settings.setup_columns if settings.role(c) == "join"]
-    kind = F.when(F.col("relation").isin(list(DUPLICATE_RELATIONS)), "duplicate").otherwise(F.col("relation"))
+    kind = F.when(F.col("relation").isin(list(DUPLICATE_RELATIONS)), DUPLICATE_KIND).otherwise(F.col("relation"))
     # A generic caption (one common word, a file name) is no relation at all: it neither
     # joins nor counts as a leak, but stays in the table with its numbers.
     return links.select(

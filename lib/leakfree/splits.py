@@ -488,10 +488,11 @@ def explain_largest_groups(
     for group_id, files in large:
         inside = links.join(members.where(F.col("group_id") == group_id), "file_a")
         title = f"Group {group_id} (with {names[group_id]}) holds {files} files ({files / total:.0%})"
-        if inside.count() > groups.driver_max_edges:
+        traced = inside.select("file_a", "file_b", "relation").limit(groups.driver_max_edges + 1).collect()
+        if len(traced) > groups.driver_max_edges:
             causes.append(f"{title}; too many links to trace.")
             continue
-        found = diagnose(files, [(r.file_a, r.file_b, r.relation) for r in inside.collect()])
+        found = diagnose(files, [(r.file_a, r.file_b, r.relation) for r in traced])
         causes.append(f"{title}: {found.describe(names)}.")
         demotable = {r: n for r, n in found.largest_without.items() if r not in DUPLICATE_RELATIONS and n < files}
         if demotable:
