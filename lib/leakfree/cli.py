@@ -15,13 +15,11 @@ from leakfree.errors import LeakfreeError
 
 log = logging.getLogger("leakfree")
 
-# First words of statements that only read; anything else needs --allow-write.
-READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "TABLE", "FROM")
-_WRITE_WORDS = re.compile(
-    r"\b(INSERT|UPDATE|DELETE|MERGE|DROP|ALTER|CREATE|TRUNCATE|OVERWRITE|RESTORE|VACUUM|OPTIMIZE)\b", re.I
-)
-
 EXIT_DEGRADED = 3
+RAW_CSV_HELP = (
+    "keep CSV cells that start with = + - @ as they are; by default they get a leading ' so a "
+    "spreadsheet shows them as text instead of running them as formulas"
+)
 
 DESCRIPTION = """\
 leakfree finds duplicate and near-duplicate recordings in audio libraries and writes
@@ -152,18 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("out", help="folder to write into")
     export.add_argument("--format", choices=["txt", "csv", "jsonl"], default="txt", help="default: txt")
     export.add_argument("--relative", action="store_true", help="paths relative to their library root")
+    export.add_argument("--raw-csv", action="store_true", help=RAW_CSV_HELP)
     export.set_defaults(handler=cmd_export)
 
     sql = commands.add_parser(
         "sql",
         parents=[common],
         help="query the warehouse tables by name",
-        description="Run one SQL statement against the warehouse tables (catalog, errors, "
-        "runs, ...). Read-only unless --allow-write is given.",
+        description="Run one SQL statement against the warehouse tables (catalog, errors, runs, ...). "
+        "Read-only: queries (SELECT, WITH, VALUES, time travel) and DESCRIBE, SHOW and EXPLAIN over the "
+        "tables by name. Never: SQL on raw paths, reflection functions, SET, ADD JAR, scripts. "
+        "--allow-write also permits statements that change tables.",
     )
     sql.add_argument("query", help='e.g. "SELECT count(*) FROM catalog"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table", help="output format")
     sql.add_argument("--limit", type=int, default=1000, help="most rows printed (default 1000)")
+    sql.add_argument("--raw-csv", action="store_true", help=RAW_CSV_HELP)
     sql.add_argument("--allow-write", action="store_true", help="permit statements that change tables")
     sql.set_defaults(handler=cmd_sql)
 
@@ -276,7 +278,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     spark = build_session(cfg.spark)
-    written = export_splits(spark, warehouse=cfg.warehouse.path, out=args.out, fmt=args.format, relative=args.relative)
+    written = export_splits(
+        spark, warehouse=cfg.warehouse.path, out=args.out, fmt=args.format, relative=args.relative, raw_csv=args.raw_csv
+    )
     print("\n".join(str(p) for p in written))
     return 0
 
@@ -286,38 +290,31 @@ def _command() -> str:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from leakfree import tables
+    from pyspark.errors import PySparkException
+
+    from leakfree import sqlpolicy
     from leakfree.session import build_session
 
-    query = args.query.strip().rstrip(";")
-    if not args.allow_write and not is_read_only(query):
-        raise UserError("this statement may change tables; `leakfree sql` is read-only unless --allow-write is given")
     cfg = load_config(args)
-    spark = build_session(cfg.spark)
-    tables.register(spark, cfg.warehouse.path)
-    result = spark.sql(query)
-    rows = result.limit(args.limit).collect()
+    session = sqlpolicy.guarded_session(build_session(cfg.spark), cfg.warehouse.path)
+    result = sqlpolicy.execute(session, args.query, allow_write=args.allow_write)
+    try:
+        rows = result.limit(args.limit + 1).collect()
+    except PySparkException as exc:
+        raise UserError(f"the statement failed: {str(exc).strip()}") from None
+    if len(rows) > args.limit:
+        rows = rows[: args.limit]
+        log.warning("only the first %d rows are shown; raise --limit to see more", args.limit)
     if args.format == "json":
         for row in rows:
             print(json.dumps(row.asDict(recursive=True), default=str, ensure_ascii=False))
     elif args.format == "csv":
-        import csv
+        from leakfree.export import write_csv
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows([list(r) for r in rows])
+        write_csv(sys.stdout, result.columns, rows, raw=args.raw_csv)
     else:
         print(format_table(result.columns, [list(r) for r in rows]))
     return 0
-
-
-def is_read_only(query: str) -> bool:
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S)
-    text = re.sub(r"'(?:[^'\\]|\\.)*'|`[^`]*`|\"(?:[^\"\\]|\\.)*\"", "''", text)
-    words = text.split()
-    if not words or words[0].lstrip("(").upper() not in READ_ONLY_STATEMENTS:
-        return False
-    return not _WRITE_WORDS.search(text) and ";" not in text
 
 
 def format_table(columns: list[str], rows: list[list[Any]]) -> str:

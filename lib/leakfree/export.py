@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TextIO
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
+from leakfree.errors import LeakfreeError
 
 FORMATS = ("txt", "csv", "jsonl")
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_splits(spark: SparkSession, *, warehouse: str, out: str, fmt: str, relative: bool) -> list[Path]:
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: formula-like strings get a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_csv(f: TextIO, header: list[str], rows: Iterable[Iterable[Any]], *, raw: bool = False) -> None:
+    writer = csv.writer(f)
+    writer.writerow(header if raw else [spreadsheet_safe(v) for v in header])
+    writer.writerows(list(row) if raw else [spreadsheet_safe(v) for v in row] for row in rows)
+
+
+def export_splits(
+    spark: SparkSession, *, warehouse: str, out: str, fmt: str, relative: bool, raw_csv: bool = False
+) -> list[Path]:
     """Write the current assignment under `out`; returns the files written."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
@@ -30,6 +50,12 @@ def export_splits(spark: SparkSession, *, warehouse: str, out: str, fmt: str, re
     folder.mkdir(parents=True, exist_ok=True)
     key = "rel_path" if relative else "path"
     if fmt == "txt":
+        broken = [r[key] for r in rows if "\n" in r[key] or "\r" in r[key]]
+        if broken:
+            raise LeakfreeError(
+                f"{len(broken)} path(s) hold a line break, e.g. {broken[0]!r}, and would split across lines "
+                "of a .txt list; use --format csv or --format jsonl, which quote them"
+            )
         written = []
         for split in sorted({r.split for r in rows}):
             target = folder / f"{split}.txt"
@@ -39,9 +65,12 @@ def export_splits(spark: SparkSession, *, warehouse: str, out: str, fmt: str, re
     target = folder / f"splits.{fmt}"
     with target.open("w", encoding="utf-8", newline="") as f:
         if fmt == "csv":
-            writer = csv.writer(f)
-            writer.writerow(["path", "split", "group_id", "file_id"])
-            writer.writerows([r[key], r.split, r.group_id, r.file_id] for r in rows)
+            write_csv(
+                f,
+                ["path", "split", "group_id", "file_id"],
+                ([r[key], r.split, r.group_id, r.file_id] for r in rows),
+                raw=raw_csv,
+            )
         else:
             for r in rows:
                 record = {"path": r[key], "split": r.split, "group_id": r.group_id, "file_id": r.file_id}
