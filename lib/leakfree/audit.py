@@ -35,6 +35,9 @@ from leakfree.runs import RunLog
 log = logging.getLogger("leakfree")
 
 
+SAME_FILE_KIND = "same_file"
+
+
 class AssignmentError(LeakfreeError):
     pass
 
@@ -73,8 +76,11 @@ def _read_csv(source: str) -> list[tuple[str, str]]:
     return [(row[key].strip(), row["split"].strip()) for row in reader if row[key] and row["split"]]
 
 
-def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFrame) -> tuple[DataFrame, list[str]]:
-    """(file_id, split) for the entries found in the catalog, and the entries that were not."""
+def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(file_id, split) for every entry found in the catalog, and (entry, split) for those that were not.
+
+    Every entry counts: a file listed in two splits, under one path or two, is kept in both.
+    """
     rows = [
         (entry, split, storage.canonical(entry, base=assignment.base), entry.lstrip("./"), os.path.basename(entry))
         for entry, split in assignment.entries
@@ -92,41 +98,65 @@ def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFram
     found = reduce(
         DataFrame.unionByName,
         [
-            given.join(files.select("file_id", F.col("path").alias("full")), "full"),
-            given.join(files.select("file_id", F.col("rel_path").alias("rel")), "rel"),
-            given.join(files.select("file_id", F.col("id").alias("entry")), "entry"),
-            given.join(by_name.select("file_id", "name"), "name"),
+            given.join(source.select("file_id", F.col(column).alias(key)), key).withColumn("rule", F.lit(rule))
+            for rule, (source, key, column) in enumerate(
+                [(files, "full", "path"), (files, "rel", "rel_path"), (files, "entry", "id"), (by_name, "name", "name")]
+            )
         ],
-    ).select("entry", "split", "file_id")
-    # The first rule that matched wins; a file named twice keeps its first split.
-    matched = found.dropDuplicates(["entry"]).dropDuplicates(["file_id"]).persist()
-    missing = [r.entry for r in given.join(matched, "entry", "left_anti").select("entry").limit(1000).collect()]
-    return matched.select("file_id", "split"), missing
+    )
+    # The first rule that matched an entry wins.
+    first = Window.partitionBy("entry", "split").orderBy("rule")
+    matched = found.withColumn("rank", F.row_number().over(first)).where("rank = 1").persist()
+    unmatched = given.join(matched, ["entry", "split"], "left_anti").select("entry", "split").persist()
+    return matched.select("file_id", "split").distinct(), unmatched
 
 
 def leak_kinds(settings: GroupsConfig) -> list[str]:
-    """Every kind an audit reports, whatever the relations' roles: duplicates, specific
-    captions, and each setup column."""
-    return [DUPLICATE_KIND, CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
+    """Every kind an audit reports, in the order shown, whatever the relations' roles: one
+    file in two splits, duplicates, specific captions, and each setup column."""
+    return [SAME_FILE_KIND, DUPLICATE_KIND, CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
 
 
-def leak_components(spark: SparkSession, warehouse: str, settings: GroupsConfig) -> dict[str, DataFrame]:
-    """file_id -> label of its component among the links of each leak kind."""
+def in_shown_order(audit: DataFrame) -> DataFrame:
+    """Audit rows with the plainest leak, one file in two splits, first."""
+    return audit.orderBy("audit", F.col("kind") != SAME_FILE_KIND, "kind", "to_split", "from_split")
+
+
+def leak_components(
+    spark: SparkSession, warehouse: str, settings: GroupsConfig, assigned: DataFrame
+) -> dict[str, DataFrame]:
+    """file_id -> label of its component among the links of each leak kind (a file is its
+    own component for the same-file kind)."""
     links = tables.read(spark, warehouse, "links")
-    out = {}
-    for kind in leak_kinds(settings):
+    out = {SAME_FILE_KIND: assigned.select("file_id", F.col("file_id").alias("component")).distinct()}
+    for kind in leak_kinds(settings)[1:]:
         labels = edge_components(links.where(F.col("kind") == kind), settings)
         out[kind] = labels.select(F.col("node").alias("file_id"), F.col("label").alias("component"))
     return out
 
 
 def audit_assignment(
-    spark: SparkSession, *, assigned: DataFrame, name: str, warehouse: str, settings: GroupsConfig, run_id: str
+    spark: SparkSession,
+    *,
+    assigned: DataFrame,
+    unmatched: DataFrame,
+    name: str,
+    warehouse: str,
+    settings: GroupsConfig,
+    run_id: str,
 ) -> list:
-    """Write the `audit` summary and `audit_leaks` details for one assignment; returns the summary rows."""
-    components = leak_components(spark, warehouse, settings)
-    assigned = assigned.persist()
-    sizes = assigned.groupBy("split").agg(F.count("*").alias("split_files"))
+    """Write the `audit` summary and `audit_leaks` details for one assignment; returns the summary rows.
+
+    `unmatched` holds the (entry, split) that match no catalogued file: counted per split.
+    """
+    assigned = assigned.select("file_id", "split").distinct().persist()
+    components = leak_components(spark, warehouse, settings, assigned)
+    sizes = (
+        assigned.groupBy("split")
+        .agg(F.count("*").alias("split_files"))
+        .join(unmatched.groupBy("split").agg(F.count("*").alias("unmatched_entries")), "split", "full")
+        .fillna(0, ["split_files", "unmatched_entries"])
+    )
     # Every ordered pair of splits gets a row, so a clean split reads as 0, not as nothing.
     names = sizes.select("split")
     split_pairs = names.crossJoin(names.withColumnRenamed("split", "other_split")).where("split != other_split")
@@ -151,7 +181,10 @@ def audit_assignment(
                 F.col("split").alias("to_split"),
                 "leaking_files",
                 "split_files",
-                (F.col("leaking_files") / F.col("split_files")).alias("share"),
+                F.when(F.col("split_files") > 0, F.col("leaking_files") / F.col("split_files"))
+                .otherwise(0.0)
+                .alias("share"),
+                "unmatched_entries",
             )
         )
         details.append(leaking.withColumn("kind", F.lit(kind)))
@@ -168,7 +201,7 @@ def audit_assignment(
     tables.ensure(spark, warehouse, "audit_leaks", leaks.schema)
     tables.replace_where(leaks, warehouse, "audit_leaks", condition)
     assigned.unpersist()
-    return tables.read(spark, warehouse, "audit").where(condition).orderBy("kind", "to_split", "from_split").collect()
+    return in_shown_order(tables.read(spark, warehouse, "audit").where(condition)).collect()
 
 
 def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -> DataFrame:
@@ -186,7 +219,22 @@ def _direct_evidence(spark: SparkSession, warehouse: str, assigned: DataFrame) -
         "rank",
         F.row_number().over(Window.partitionBy("file_id", "other_split", "kind").orderBy("relation", "other_file_id")),
     )
-    return ranked.where("rank = 1").drop("rank")
+    listed_twice = (
+        assigned.alias("a")
+        .join(assigned.alias("b"), "file_id")
+        .where("a.split != b.split")
+        .select(
+            "file_id",
+            F.col("file_id").alias("other_file_id"),
+            F.lit(SAME_FILE_KIND).alias("kind"),
+            F.lit(SAME_FILE_KIND).alias("relation"),
+            F.concat(F.lit("the assignment lists this file in both "), "a.split", F.lit(" and "), "b.split").alias(
+                "evidence"
+            ),
+            F.col("b.split").alias("other_split"),
+        )
+    )
+    return ranked.where("rank = 1").drop("rank").unionByName(listed_twice)
 
 
 def build_audit(
@@ -197,18 +245,28 @@ def build_audit(
     with run.stage("audit") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
         own = tables.read(spark, warehouse, "splits").where("NOT retired").select("file_id", "split")
-        audits = [("leakfree", own)]
+        audits = [("leakfree", own, spark.createDataFrame([], "entry string, split string"))]
         if inputs:
             assignment = read_assignment(list(inputs))
-            matched, missing = match_entries(spark, assignment, catalog)
-            if missing:
+            matched, unmatched = match_entries(spark, assignment, catalog)
+            examples = [r.entry for r in unmatched.limit(3).collect()]
+            if examples:
                 log.warning(
-                    "audit: %d entries of %s match no file, e.g. %s", len(missing), assignment.name, missing[:3]
+                    "audit: %d entries of %s match no catalogued file (counted in audit.unmatched_entries), e.g. %s",
+                    unmatched.count(),
+                    assignment.name,
+                    examples,
                 )
-            audits.append((assignment.name, matched))
-        for name, assigned in audits:
+            audits.append((assignment.name, matched, unmatched))
+        for name, assigned, unmatched in audits:
             rows = audit_assignment(
-                spark, assigned=assigned, name=name, warehouse=warehouse, settings=groups, run_id=run.run_id
+                spark,
+                assigned=assigned,
+                unmatched=unmatched,
+                name=name,
+                warehouse=warehouse,
+                settings=groups,
+                run_id=run.run_id,
             )
             stats.rows_in += assigned.count()
             stats.rows_out += sum(r.leaking_files for r in rows)

@@ -251,6 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from leakfree import pipeline
+    from leakfree.audit import in_shown_order
     from leakfree.session import build_session
 
     cfg = load_config(args)
@@ -258,7 +259,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         cfg = cfg.replace(audit=dataclasses.replace(cfg.audit, inputs=tuple(args.files)))
     spark = build_session(cfg.spark)
     run_id = pipeline.run_stages(spark, cfg, ["audit"], command=_command(), run_id=args.run_id, need_library=False)
-    rows = spark.sql("SELECT * FROM audit ORDER BY audit, kind, to_split, from_split").collect()
+    rows = in_shown_order(spark.table("audit")).collect()
     print(
         format_table(
             ["assignment", "kind", "split", "leaks from", "files", "of", "share"],
@@ -268,6 +269,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             ],
         )
     )
+    unmatched = sorted({(r.audit, r.to_split, r.unmatched_entries) for r in rows if r.unmatched_entries})
+    for audit, split, count in unmatched:
+        print(f"{audit}: {count} entries of {split} match no catalogued file")
     print(f"details: leakfree sql \"SELECT * FROM audit_leaks WHERE run_id = '{run_id}'\"")
     return 0
 

@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from leakfree import storage, tables
+from leakfree.audit import in_shown_order
 from leakfree.config import ReportConfig
 from leakfree.decode import open_audio
 from leakfree.errors import AudioError
@@ -189,7 +190,7 @@ def _relations(spark: SparkSession, warehouse: str, run_id: str) -> str:
 def _leaks(spark: SparkSession, warehouse: str) -> str:
     if not tables.exists(spark, warehouse, "audit"):
         return "<h2>Leaks</h2><p>No audit yet.</p>"
-    rows = tables.read(spark, warehouse, "audit").orderBy("audit", "kind", "to_split", "from_split").collect()
+    rows = in_shown_order(tables.read(spark, warehouse, "audit")).collect()
     body = "".join(
         f"<tr><td>{esc(r.audit)}</td><td>{esc(r.kind)}</td><td>{esc(r.to_split)}</td><td>{esc(r.from_split)}</td>"
         f"<td class=num>{r.leaking_files}</td><td class=num>{r.split_files}</td>"
@@ -197,9 +198,15 @@ def _leaks(spark: SparkSession, warehouse: str) -> str:
         for r in rows
     )
     note = "" if rows else "<p>No audit yet.</p>"
+    missing = sorted({(r.audit, r.to_split, n) for r in rows if (n := getattr(r, "unmatched_entries", None))})
+    unmatched = "".join(
+        f"<p class=bad>{esc(audit)}: {count} entries of {esc(split)} match no catalogued file.</p>"
+        for audit, split, count in missing
+    )
     return (
-        "<h2>Leaks</h2><p>Files of a split that have a duplicate (or, for the other kinds, a file with "
-        "the same specific caption or the same setup value) in another split, for each audited assignment.</p>"
+        "<h2>Leaks</h2><p>Files of a split that are listed in another split too (<i>same_file</i>), or have "
+        "a duplicate (or, for the other kinds, a file with the same specific caption or the same setup value) "
+        f"in another split, for each audited assignment.</p>{unmatched}"
         "<table><tr><th>assignment</th><th>kind</th><th>split</th><th>leaks from</th><th>files</th>"
         f"<th>of</th><th>share</th></tr>{body}</table>{note}"
     )

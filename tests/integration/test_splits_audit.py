@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from leakfree import tables
-from leakfree.audit import match_entries, read_assignment
+from leakfree.audit import in_shown_order, match_entries, read_assignment
 from leakfree.demo import write_audio, write_demo_library
 from leakfree.export import export_splits
 from leakfree.pipeline import STAGES, run_stages
@@ -83,7 +83,7 @@ def test_own_split_has_no_leaks_by_the_generators_truth(spark, demo, first_run):
         split_of_group[truth[names[r.file_id]]].add(r.split)
     assert all(len(s) == 1 for s in split_of_group.values())
     own = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree'").collect()
-    assert len(own) == 3 * 3 * 2  # duplicate, caption and setup, for each ordered pair of the three splits
+    assert len(own) == 4 * 3 * 2  # same file, duplicate, caption and setup, for each ordered pair of the splits
     assert sum(r.leaking_files for r in own) == 0
 
 
@@ -119,8 +119,42 @@ def test_external_lists_match_catalogued_files(spark, demo, first_run, tmp_path)
     assignment = read_assignment([str(tmp_path / "train_list.txt"), str(tmp_path / "test_list.txt")])
     assert {s for _, s in assignment.entries} == {"train", "test"}
     assignment = type(assignment)(assignment.name, assignment.entries, str(demo["lib"]))
-    matched, missing = match_entries(spark, assignment, catalog)
-    assert matched.count() == 14 and missing == ["not/there.wav"]
+    matched, unmatched = match_entries(spark, assignment, catalog)
+    assert matched.count() == 14 and [tuple(r) for r in unmatched.collect()] == [("not/there.wav", "test")]
+
+
+def test_a_file_listed_in_two_splits_is_the_first_leak_and_every_entry_counts(spark, demo, first_run, tmp_path):
+    import dataclasses
+
+    cfg = demo["cfg"]
+    catalog = {r.rel_path: r.path for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
+    twice, other = sorted(catalog)[:2]
+    listed = tmp_path / "sloppy.csv"
+    with listed.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["path", "split"])
+        writer.writerow([twice, "train"])
+        writer.writerow([catalog[twice], "test"])  # the same file under its absolute path
+        writer.writerow([other, "train"])
+        writer.writerow(["gone/1.wav", "val"])  # a split whose every entry is unknown
+        writer.writerow(["gone/2.wav", "val"])
+    audited = cfg.replace(audit=dataclasses.replace(cfg.audit, inputs=(str(listed),)))
+    run_stages(spark, audited, ["audit"], command="test", run_id="sloppy", need_library=False)
+    rows = in_shown_order(tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'sloppy.csv'")).collect()
+    assert rows[0].kind == "same_file"
+    found = {(r.kind, r.from_split, r.to_split): r for r in rows}
+    assert found[("same_file", "train", "test")].leaking_files == 1
+    assert found[("same_file", "test", "train")].leaking_files == 1
+    assert found[("same_file", "train", "test")].split_files == 1
+    assert {r.to_split for r in rows} == {"train", "test", "val"}
+    assert {r.unmatched_entries for r in rows if r.to_split == "val"} == {2}
+    assert {r.unmatched_entries for r in rows if r.to_split != "val"} == {0}
+    leak = (
+        tables.read(spark, cfg.warehouse.path, "audit_leaks")
+        .where("audit = 'sloppy.csv' AND kind = 'same_file' AND split = 'test'")
+        .collect()
+    )
+    assert len(leak) == 1 and {"train", "test"} <= set(leak[0].evidence.split())
 
 
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
