@@ -145,6 +145,8 @@ def build_catalog(
             sidecar = read_sidecar(library.metadata, RESERVED_COLUMNS)
             metadata_problems = list(sidecar.problems)
             meta = spark.createDataFrame(sidecar.table)
+            for safe, original in sidecar.original_names.items():
+                meta = meta.withMetadata(safe, {"comment": f"sidecar column {original!r}"})
             orphans = meta.join(listed, "path", "left_anti").select("path").collect()
             metadata_problems += [
                 (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library") for r in orphans

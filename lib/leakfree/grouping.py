@@ -22,6 +22,7 @@ from leakfree import tables
 from leakfree.captions import caption_evidence, caption_words, word_bits
 from leakfree.components import component_labels, oriented
 from leakfree.config import CAPTION_RELATION, DUPLICATE_RELATIONS, GroupsConfig
+from leakfree.metadata import safe_column_name
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -50,10 +51,11 @@ def setup_links(catalog: DataFrame, columns: tuple[str, ...]) -> DataFrame:
     value of each setup column: a star per value, so a big session costs n links, not n^2."""
     links = []
     for column in columns:
-        if column not in catalog.columns:
+        stored = stored_column(catalog, column)
+        if stored is None:
             log.warning("groups: setup column %r is not in the catalog; skipped", column)
             continue
-        keyed = _setup_values(catalog, column)
+        keyed = _setup_values(catalog, stored)
         hubs = keyed.groupBy("value").agg(F.min("file_id").alias("hub"))
         links.append(
             keyed.join(hubs, "value")
@@ -70,6 +72,11 @@ def setup_links(catalog: DataFrame, columns: tuple[str, ...]) -> DataFrame:
             [], "file_a bigint, file_b bigint, relation string, evidence string"
         )
     return reduce(DataFrame.unionByName, links)
+
+
+def stored_column(catalog: DataFrame, column: str) -> str | None:
+    """The catalog column that holds a configured sidecar column: its own name or its safe form."""
+    return next((c for c in (column, safe_column_name(column)) if c in catalog.columns), None)
 
 
 def _setup_values(catalog: DataFrame, column: str) -> DataFrame:
@@ -203,9 +210,10 @@ def setup_key_sizes(catalog: DataFrame, columns: tuple[str, ...], files: int) ->
     """For each setup column, its most common value and the share of the library it holds."""
     sizes = []
     for column in columns:
-        if column not in catalog.columns:
+        stored = stored_column(catalog, column)
+        if stored is None:
             continue
-        top = _setup_values(catalog, column).groupBy("value").count().orderBy(F.desc("count"), "value").first()
+        top = _setup_values(catalog, stored).groupBy("value").count().orderBy(F.desc("count"), "value").first()
         count = top["count"] if top else 0
         sizes.append(KeySize(column, top.value if top else None, count, count / max(files, 1)))
     return sizes

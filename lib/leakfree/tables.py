@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from leakfree import storage
+from leakfree.errors import LeakfreeError
 
 # Every table leakfree writes, in pipeline order.
 TABLES = (
@@ -197,9 +198,28 @@ def register(spark: SparkSession, warehouse: str, names: Iterable[str] = TABLES)
     for name in names:
         path = table_path(warehouse, name)
         if DeltaTable.isDeltaTable(spark, path):
+            _unregister_elsewhere(spark, name, path)
             spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION {sql_string(path)}")
             found.append(name)
     return found
+
+
+def _unregister_elsewhere(spark: SparkSession, name: str, path: str) -> None:
+    """Forget a registration of `name` that points at another warehouse (one process may
+    serve several), so the name never reads the wrong tables. Only a registration
+    (an external table) is dropped; the files stay."""
+    catalog = spark._jsparkSession.sessionState().catalog()
+    identifier = spark._jvm.org.apache.spark.sql.catalyst.TableIdentifier.apply(name)
+    if not catalog.tableExists(identifier):
+        return
+    meta = catalog.getTableMetadata(identifier)
+    location = meta.location()
+    where = str(location.getPath()) if location.getScheme() == "file" else str(location.toString())
+    if storage.canonical(where) == storage.canonical(path):
+        return
+    if meta.tableType().name() != "EXTERNAL":
+        raise LeakfreeError(f"the session catalog has a managed table {name!r}; leakfree will not replace it")
+    spark.sql(f"DROP TABLE {name}")
 
 
 def registration_sql(warehouse: str, names: Iterable[str]) -> str:

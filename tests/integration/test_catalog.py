@@ -83,6 +83,33 @@ def test_sidecar_columns_join_by_path_and_problems_are_reported(spark, make_conf
     assert errors[str(b)].error_class == "metadata_duplicate"
 
 
+def test_a_hostile_sidecar_never_stops_the_run(spark, make_config, audio_file, tmp_path):
+    files = [audio_file(f"{n}.wav", seed=n) for n in range(4)]
+    sidecar = tmp_path / "library" / "metadata.csv"
+    sidecar.write_bytes(
+        b"path,Recording Date,caption,caption\n"
+        b"0.wav,2020-01-01,one,first\n"
+        b"1.wav,2020-01-02,caf\xe9,second\n"
+        b'2.wav,2020-01-03,"never closed,third\n'
+        b"3.wav,2020-01-04,four,fourth\n"
+    )
+    cfg = make_config(tmp_path / "library", metadata=sidecar)
+
+    run_id = run_stages(spark, cfg, ["catalog"], command="test")
+
+    rows = catalog_rows(spark, cfg)
+    assert set(rows) == {str(p) for p in files}
+    assert rows[str(files[3])].Recording_Date == "2020-01-04"
+    assert rows[str(files[3])].caption_2 == "fourth"
+    assert rows[str(files[1])].caption == "caf\ufffd"
+    assert rows[str(files[2])].caption is None  # its row was skipped, the file was not
+    comments = {r.col_name: r.comment for r in spark.sql("DESCRIBE catalog").collect()}
+    assert "Recording Date" in comments["Recording_Date"]
+    errors = tables.read(spark, cfg.warehouse.path, "errors").where(f"run_id = '{run_id}'").collect()
+    lines = sorted(e.message.split(":")[0] for e in errors if e.error_class == "metadata_unparsable")
+    assert lines == ["line 3", "line 4"]
+
+
 def test_bad_inputs_land_in_errors_and_good_files_in_catalog(spark, make_config, audio_file, tmp_path):
     lib = tmp_path / "library"
     good = [

@@ -43,7 +43,6 @@ def test_jsonl_and_parquet(tmp_path):
     ("name", "content", "wording"),
     [
         ("m.csv", "file,caption\na.wav,x\n", "no `path` column"),
-        ("m.csv", "path,size\na.wav,3\n", "clash with catalog columns"),
         ("m.xlsx", "whatever", "use .csv"),
     ],
 )
@@ -56,3 +55,61 @@ def test_unusable_sidecars_say_why(tmp_path, name, content, wording):
 def test_missing_sidecar_is_a_clear_error(tmp_path):
     with pytest.raises(MetadataError, match="cannot read metadata sidecar"):
         read_sidecar(str(tmp_path / "absent.csv"), RESERVED)
+
+
+def test_headers_delta_refuses_or_repeats_get_safe_names_and_keep_the_original(tmp_path):
+    sidecar = tmp_path / "m.csv"
+    sidecar.write_text("path,Recording Date,caption,Caption,size,\na.wav,2020-01-02,x,y,3,z\n")
+    result = read_sidecar(str(sidecar), RESERVED)
+    assert result.table.column_names == ["path", "Recording_Date", "caption", "Caption_2", "sidecar_size", "column_6"]
+    assert result.table.to_pylist()[0]["Recording_Date"] == "2020-01-02"
+    assert result.original_names["Recording_Date"] == "Recording Date"
+    assert result.original_names["sidecar_size"] == "size"
+    assert result.problems == ()
+
+
+def test_bytes_that_are_not_utf8_are_reported_by_line_and_the_rows_kept(tmp_path):
+    sidecar = tmp_path / "m.csv"
+    sidecar.write_bytes(b"path,caption\na.wav,ok\nb.wav,caf\xe9\nc.wav,fine\n")
+    result = read_sidecar(str(sidecar), RESERVED)
+    assert result.table.column("caption").to_pylist() == ["ok", "caf\ufffd", "fine"]
+    assert [(p[1], p[2].split(":")[0]) for p in result.problems] == [("metadata_unparsable", "line 3")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'a.wav,ok\nb.wav,"never closed\nc.wav,after\nd.wav,"closed "" late"\n',  # closed by a later quote
+        'a.wav,ok\nc.wav,after\nd.wav,"closed "" late"\nb.wav,"never closed\n',  # open to the end
+    ],
+)
+def test_a_quote_that_never_closes_costs_its_row_only(tmp_path, body):
+    sidecar = tmp_path / "m.csv"
+    sidecar.write_text("path,caption\n" + body)
+    result = read_sidecar(str(sidecar), RESERVED)
+    captions = dict(
+        zip(result.table.column("path").to_pylist(), result.table.column("caption").to_pylist(), strict=True)
+    )
+    assert {p.rsplit("/", 1)[1]: c for p, c in captions.items()} == {
+        "a.wav": "ok",
+        "c.wav": "after",
+        "d.wav": 'closed " late',
+    }
+    assert [p[1] for p in result.problems] == ["metadata_unparsable"]
+    assert "never closes" in result.problems[0][2]
+
+
+def test_a_multiline_caption_is_not_a_broken_quote(tmp_path):
+    sidecar = tmp_path / "m.csv"
+    sidecar.write_text('path,caption\na.wav,"two\nlines"\nb.wav,5" speaker\n')
+    result = read_sidecar(str(sidecar), RESERVED)
+    assert result.table.column("caption").to_pylist() == ["two\nlines", '5" speaker']
+    assert result.problems == ()
+
+
+def test_jsonl_bad_lines_are_problems_and_values_are_text(tmp_path):
+    sidecar = tmp_path / "m.jsonl"
+    sidecar.write_bytes(b'{"path": "a.wav", "cd": 7}\nnot json\n[1]\n{"path": "b.wav", "cd": "007"}\n')
+    result = read_sidecar(str(sidecar), RESERVED)
+    assert result.table.column("cd").to_pylist() == ["7", "007"]
+    assert [p[2].split(":")[0] for p in result.problems] == ["line 2", "line 3"]
