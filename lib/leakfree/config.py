@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import math
@@ -155,8 +156,6 @@ class SplitsConfig:
                 f'splits.short_sound_split must name a split ({", ".join(self.names)}) or be "", '
                 f"got {self.short_sound_split!r}"
             )
-        if not 0.0 < self.short_sound_share <= 1.0:
-            raise ConfigError(f"splits.short_sound_share must be in (0, 1], got {self.short_sound_share}")
         if self.merge_policy == "frozen" and self.short_sound_split == self.frozen:
             raise ConfigError("splits.short_sound_split cannot be the frozen split: it takes no new files")
 
@@ -212,6 +211,95 @@ class Config:
     def digest(self) -> str:
         canonical = json.dumps(self.to_dict(), sort_keys=True, default=list)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric key may take; None leaves a side open."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # the low end itself is excluded
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        low = "" if self.low is None else f"{'>' if self.above else '>='} {self.low:g}"
+        high = "" if self.high is None else f"<= {self.high:g}"
+        return " and ".join(filter(None, [low, high]))
+
+
+POSITIVE = Range(0, above=True)
+COUNT = Range(1)
+NON_NEGATIVE = Range(0)
+SHARE = Range(0, 1)
+POSITIVE_SHARE = Range(0, 1, above=True)
+
+# Every numeric key's valid values, by dotted name (`*` any part, `[]` a list's items); the
+# first match wins. A value outside fails before Spark starts, e.g. read_chunk_bytes = 0 would
+# hash every file as empty, and a NaN ratio would pass every comparison.
+RANGES: dict[str, Range] = {
+    "*.files_per_task": COUNT,
+    "*.seed": NON_NEGATIVE,
+    "warehouse.lock_stale_after_s": POSITIVE,
+    "catalog.read_chunk_bytes": Range(4096),
+    "catalog.max_sample_rate": COUNT,
+    "catalog.max_channels": COUNT,
+    "features.analysis_rate": Range(2000, 192000),
+    "features.max_seconds": POSITIVE,
+    "features.segment_s": POSITIVE,
+    "features.segment_hop_s": POSITIVE,
+    "features.num_perm": Range(2),
+    "features.caption_shingle_words": COUNT,
+    "features.fingerprint.n_fft": Range(32),
+    "features.fingerprint.floor_db": Range(-300, 0),
+    "features.fingerprint.*.neighborhood[]": COUNT,
+    "features.fingerprint.*.min_dt": NON_NEGATIVE,
+    "features.fingerprint.*.max_octaves": POSITIVE,
+    "features.fingerprint.*rel_db": POSITIVE,
+    "features.fingerprint.dense_below_*": NON_NEGATIVE,
+    "features.fingerprint.mel_fmin": NON_NEGATIVE,
+    "features.fingerprint.mel_fmax": POSITIVE,
+    "features.fingerprint.*": COUNT,  # bins, frames, steps, fan-outs
+    "dedup.*_threshold": POSITIVE_SHARE,
+    "dedup.max_bucket": Range(2),
+    "dedup.pairs_per_task": COUNT,
+    "dedup.verify.*correlation": SHARE,
+    "dedup.verify.*_share": SHARE,
+    "dedup.verify.caption_min_jaccard": SHARE,
+    "dedup.verify.min_share_span_s": NON_NEGATIVE,
+    "dedup.verify.*_db": POSITIVE,
+    "dedup.verify.max_scale_change": Range(0, 0.5),
+    "dedup.verify.scale_step": POSITIVE,
+    "dedup.verify.*": COUNT,  # hashes, votes, frames
+    "groups.coarse_share": POSITIVE_SHARE,
+    "groups.caption_margin_bits": NON_NEGATIVE,
+    "groups.caption_min_similarity": SHARE,
+    "groups.driver_max_edges": NON_NEGATIVE,
+    "groups.*": COUNT,
+    "splits.ratios[]": POSITIVE_SHARE,
+    "splits.tolerance": SHARE,
+    "splits.short_sound_s": NON_NEGATIVE,
+    "splits.short_sound_share": POSITIVE_SHARE,
+    "report.largest_groups": NON_NEGATIVE,
+    "report.members_per_group": COUNT,
+    "report.preview_seconds": POSITIVE,
+}
+
+
+def range_of(name: str) -> Range | None:
+    return next((r for pattern, r in RANGES.items() if fnmatch.fnmatchcase(name, pattern)), None)
+
+
+def _check_range(name: str, value: float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{name}' must be a finite number, got {value}")
+    valid = range_of(name)
+    if valid is not None and not valid.holds(value):
+        raise ConfigError(f"config key '{name}' must be {valid}, got {value!r}")
 
 
 # Keys an older config may still hold, and what replaced them.
@@ -297,11 +385,13 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
             raise ConfigError(f"config key '{name}' must be a table, got {value!r}")
         return {str(k): str(v) for k, v in value.items()}
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"config key '{name}' must be true or false, got {value!r}")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"config key '{name}' must be an integer, got {value!r}")
     if not isinstance(value, kind):
         raise ConfigError(f"config key '{name}' must be a {kind.__name__}, got {value!r}")
+    if kind in (int, float):
+        _check_range(name, value)
     return value

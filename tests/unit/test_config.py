@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from leakfree.config import Config, ConfigError, parse_override
+from leakfree.config import Config, ConfigError, parse_override, range_of
 
 
 def test_defaults_load_and_every_section_is_typed():
@@ -87,7 +87,7 @@ def test_short_sound_split_must_be_an_open_split(overrides, wording):
         ({"groups.roles.session": "audit"}, "groups.roles.session: not a relation; use one of"),
         ({"groups.roles.setup": "maybe"}, "must be 'join' or 'audit'"),
         ({"groups.setup_columns": ["caption"]}, "name edge types"),
-        ({"splits.short_sound_share": 0.0}, "short_sound_share must be in"),
+        ({"splits.short_sound_share": 0.0}, "short_sound_share. must be > 0 and <= 1"),
         ({"groups.edge_types": ["audio"]}, "is gone: every relation now has a role"),
     ],
 )
@@ -116,3 +116,42 @@ def test_triplet_hash_parts_must_fit_their_bits(key, value):
 
 def test_the_default_triplet_parts_fit():
     assert Config.from_toml().features.fingerprint.triplets.anchor_steps * 8 <= 31
+
+
+def _numeric_keys(tree, where=""):
+    for key, value in tree.items():
+        name = f"{where}{key}"
+        if isinstance(value, dict) and name not in ("spark.conf", "groups.roles"):
+            yield from _numeric_keys(value, f"{name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield name, value
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+            yield from ((f"{name}[]", v) for v in value)
+
+
+def test_every_numeric_key_has_a_range_its_default_keeps():
+    keys = dict(_numeric_keys(Config.from_toml().to_dict()))
+    assert len(keys) > 80
+    for name, value in keys.items():
+        valid = range_of(name)
+        assert valid is not None, f"{name} has no entry in config.RANGES"
+        assert valid.holds(value), f"the default {name} = {value} is outside {valid}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "wording"),
+    [
+        ("catalog.read_chunk_bytes", 0, "'catalog.read_chunk_bytes' must be >= 4096, got 0"),
+        ("catalog.files_per_task", 0, "'catalog.files_per_task' must be >= 1, got 0"),
+        ("features.files_per_task", -3, "must be >= 1"),
+        ("splits.ratios", [float("nan"), 0.5, 0.5], "'splits.ratios[]' must be a finite number, got nan"),
+        ("splits.tolerance", float("inf"), "finite"),
+        ("dedup.audio_threshold", 0.0, "must be > 0 and <= 1"),
+        ("dedup.verify.max_scale_change", 0.9, "<= 0.5"),
+        ("report.preview_seconds", 0, "> 0"),
+    ],
+)
+def test_numbers_out_of_range_name_the_key_and_the_range(key, value, wording):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_toml(overrides={key: value})
+    assert wording in str(caught.value)
