@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -67,7 +69,7 @@ def probe_file(path: str, size: int, limits: ProbeLimits) -> dict:
     row: dict = dict.fromkeys(PROBE_SCHEMA.names)
     row["path"] = path
     try:
-        row["content_sha256"] = content_sha256(path, limits.read_chunk_bytes)
+        row["content_sha256"] = content_sha256(path, limits.read_chunk_bytes, size)
         info = read_info(
             path,
             size=size,
@@ -91,12 +93,21 @@ def probe_file(path: str, size: int, limits: ProbeLimits) -> dict:
     return row
 
 
-def content_sha256(path: str, chunk_bytes: int) -> str:
+def content_sha256(path: str, chunk_bytes: int, size: int) -> str:
+    """The digest of the `size` bytes the listing saw; a file that holds more (a kernel file
+    that reports 0 bytes, one still being written) is refused after one byte more."""
     digest = hashlib.sha256()
     try:
+        mode = stat.S_IFREG if storage.is_remote(path) else os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise AudioError(storage.special_file(path, mode).error_class, "no longer a regular file")
         with storage.open_binary(path) as f:
-            while block := f.read(chunk_bytes):
+            left = size
+            while left > 0 and (block := f.read(min(chunk_bytes, left))):
                 digest.update(block)
+                left -= len(block)
+            if f.read(1):
+                raise AudioError("size_mismatch", f"holds more than the {size} bytes it had when listed")
     except FileNotFoundError as exc:
         raise AudioError("missing_file", exc.strerror or str(exc)) from None
     except OSError as exc:

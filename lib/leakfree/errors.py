@@ -8,6 +8,10 @@ ERROR_CLASSES = {
     "bad_name": "a file name that is not valid UTF-8 (the path shows the raw bytes escaped)",
     "broken_link": "a symbolic link to nothing",
     "symlink_loop": "a symbolic link back into a folder already listed",
+    "fifo": "a named pipe with an audio extension (never opened: a read would wait for a writer)",
+    "device": "a device node with an audio extension (never opened)",
+    "socket": "a socket with an audio extension (never opened)",
+    "audio_named_folder": "a folder with an audio extension; reported, and its contents listed",
     # metadata sidecar
     "metadata_orphan": "a metadata row whose file is not in the library",
     "metadata_duplicate": "a second metadata row for the same path (the first one is used)",
@@ -16,6 +20,7 @@ ERROR_CLASSES = {
     "missing_file": "listed, but gone by the time it was read",
     "unreadable": "the operating system refused to read it",
     "empty_file": "zero bytes",
+    "size_mismatch": "more bytes than its size said when listed (a kernel file, or one still being written)",
     "not_audio": "an audio extension, but the bytes are no audio format",
     "unsupported_codec": "audio, but no decoder here reads it",
     "invalid_header": "header values no real recording has",

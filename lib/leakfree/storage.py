@@ -110,8 +110,12 @@ def list_library(roots: Iterable[str], extensions: Iterable[str]) -> Listing:
         },
         schema=LISTING_SCHEMA,
     )
-    problems = [p for p in problems if extension(p.path) in wanted or p.error_class != "broken_link"]
+    problems = [p for p in problems if extension(p.path) in wanted or p.error_class not in _ONLY_IF_AUDIO_NAMED]
     return Listing(table, tuple(problems))
+
+
+# Problems of paths that would only matter if they were audio files.
+_ONLY_IF_AUDIO_NAMED = ("broken_link", "fifo", "device", "socket", "audio_named_folder")
 
 
 def _distinct_roots(roots: Iterable[str]) -> list[str]:
@@ -179,6 +183,7 @@ def _walk_local(root: str, problems: list[ListingProblem]) -> Iterator[tuple[str
                     problems.append(ListingProblem(path, "unreadable", exc.strerror or str(exc)))
                 continue
             if stat.S_ISDIR(info.st_mode):
+                problems.append(ListingProblem(path, "audio_named_folder", "a folder; its contents are listed"))
                 key = (info.st_dev, info.st_ino)
                 if key in seen:
                     if entry.is_symlink():
@@ -189,6 +194,24 @@ def _walk_local(root: str, problems: list[ListingProblem]) -> Iterator[tuple[str
             elif stat.S_ISREG(info.st_mode):
                 mtime = datetime.fromtimestamp(info.st_mtime_ns / 1e9, UTC)
                 yield path, info.st_size, mtime
+            else:
+                problems.append(special_file(path, info.st_mode))
+
+
+SPECIAL_FILES = (
+    (stat.S_ISFIFO, "fifo", "a named pipe: reading it would wait for a writer"),
+    (stat.S_ISCHR, "device", "a character device, not a file"),
+    (stat.S_ISBLK, "device", "a block device, not a file"),
+    (stat.S_ISSOCK, "socket", "a socket, not a file"),
+)
+
+
+def special_file(path: str, mode: int) -> ListingProblem:
+    """The problem a path that is neither a folder nor a regular file reports."""
+    return next(
+        (ListingProblem(path, kind, why) for test, kind, why in SPECIAL_FILES if test(mode)),
+        ListingProblem(path, "device", f"not a regular file (mode {mode:o})"),
+    )
 
 
 def _is_utf8(path: str) -> bool:

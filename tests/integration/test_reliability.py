@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def build_zoo(lib) -> tuple[set[str], dict[str, str]]:
     keep('it\'s "quoted" & spaced.mp3', good_sound(2), **MP3_128K)
     keep("line\nbreak.wav", good_sound(3))
     keep("take.wav/inside.wav", good_sound(4))  # a folder named like an audio file
+    bad["take.wav"] = "audio_named_folder"
     keep("ünïcødé/日本語.ogg", good_sound(5))
     keep("one_sample.wav", np.array([0.5]))
     keep("silent.wav", np.zeros(RATE))
@@ -87,16 +89,26 @@ def build_zoo(lib) -> tuple[set[str], dict[str, str]]:
         write_audio(locked, good_sound(7), RATE)
         locked.chmod(0)
     bad["locked.wav"] = "unreadable"
+    os.mkfifo(lib / "pipe.wav")
+    bad["pipe.wav"] = "fifo"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(lib / "sock.wav"))
+    bad["sock.wav"] = "socket"
+    os.symlink("/dev/null", lib / "null.wav")
+    bad["null.wav"] = "device"
+    os.symlink("/proc/version", lib / "kernel.wav")  # reports 0 bytes, holds more
+    bad["kernel.wav"] = "size_mismatch"
     raw = os.fsencode(str(lib)) + b"/caf\xe9.wav"
     with open(raw, "wb") as f:
         f.write((lib / "plain.wav").read_bytes())
     bad["caf\\xe9.wav"] = "bad_name"
-    (lib / "meta.csv").write_text(
-        "path,caption,setup\n"
-        "plain.wav,a plain take,s1\n"
-        "nowhere.wav,named but absent,s1\n"
-        'broken.wav,"an unclosed quote,s2\n',
-        encoding="utf-8",
+    (lib / "meta.csv").write_bytes(
+        b"path,caption,setup,Recording Date,caption\n"
+        b"plain.wav,a plain take,s1,2020-01-01,first\n"
+        b"nowhere.wav,named but absent,s1,,\n"
+        b"silent.wav,caf\xe9 silence,s3,,\n"
+        b'broken.wav,"an unclosed quote,s2,,\n'
+        b"constant.wav,a constant,s4,,\n"
     )
     return good, bad
 
@@ -159,6 +171,8 @@ def test_every_bad_input_is_a_clear_error_and_every_good_file_gets_a_split(spark
         assert errors.get(os.path.basename(name), (None,))[0] == error_class, (name, errors.get(name))
     assert errors["nowhere.wav"][0] == "metadata_orphan"
     assert errors["meta.csv"][0] == "metadata_unparsable"
+    sidecar = tables.read(spark, warehouse, "catalog").where("path LIKE '%constant.wav'").first()
+    assert sidecar.setup == "s4" and sidecar.Recording_Date == ""  # rows after a broken quote survive
     assert all(message for _, message in errors.values())
     assigned = {path for path, _ in reference["splits"]}
     assert assigned == zoo["good"]
