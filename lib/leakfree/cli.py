@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except LeakfreeError as exc:
         print(f"leakfree: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user gave that the system refuses
+        print(f"leakfree: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
 
 
 class UserError(LeakfreeError):
@@ -232,15 +235,27 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_locked(
+    args: argparse.Namespace, cfg: Config, names: list[str], *, need_library: bool = True
+) -> tuple[Any, str]:
+    """(session, run id) of the stages run as one run; the warehouse is held before Spark starts."""
+    from leakfree import pipeline
+    from leakfree.session import build_session
+
+    run_id = args.run_id or pipeline.new_run_id()
+    with pipeline.writer(cfg, run_id, need_library=need_library):
+        spark = build_session(cfg.spark)
+        pipeline.run_stages(spark, cfg, names, command=_command(), run_id=run_id, need_library=need_library)
+    return spark, run_id
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from leakfree import pipeline, summary
     from leakfree.report import report_path
-    from leakfree.session import build_session
 
     cfg = load_config(args)
-    spark = build_session(cfg.spark)
     names = args.stages or list(pipeline.STAGES)
-    run_id = pipeline.run_stages(spark, cfg, names, command=_command(), run_id=args.run_id)
+    spark, run_id = _run_locked(args, cfg, names)
     report = report_path(cfg.report, cfg.warehouse.path, run_id) if "report" in names else None
     print(summary.describe_run(spark, cfg.warehouse.path, run_id, report))
     if args.strict and summary.run_status(spark, cfg.warehouse.path, run_id) == "degraded":
@@ -250,15 +265,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from leakfree import pipeline
     from leakfree.audit import in_shown_order
-    from leakfree.session import build_session
 
     cfg = load_config(args)
     if args.files:
         cfg = cfg.replace(audit=dataclasses.replace(cfg.audit, inputs=tuple(args.files)))
-    spark = build_session(cfg.spark)
-    run_id = pipeline.run_stages(spark, cfg, ["audit"], command=_command(), run_id=args.run_id, need_library=False)
+    spark, run_id = _run_locked(args, cfg, ["audit"], need_library=False)
     rows = in_shown_order(spark.table("audit")).collect()
     print(
         format_table(

@@ -26,6 +26,8 @@ from leakfree import storage, tables
 from leakfree.errors import LeakfreeError
 
 log = logging.getLogger("leakfree")
+# Locks this process holds.
+_held: set[Path] = set()
 # An empty or half-written lock younger than this belongs to a run that is writing it.
 _BEING_WRITTEN_S = 10.0
 
@@ -62,15 +64,25 @@ def exclusive(
         yield
         return
     path = Path(tables.table_path(warehouse, "_lock"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = Owner.me(run_id)
-    _acquire(path, me, stale_after_s)
+    if path in _held:
+        yield  # this process holds it already (the CLI takes it before Spark starts)
+        return
+    if path.parent.exists() and not path.parent.is_dir():
+        raise LeakfreeError(f"the warehouse {path.parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        me = Owner.me(run_id)
+        _acquire(path, me, stale_after_s)
+    except OSError as exc:
+        raise LeakfreeError(f"cannot use the warehouse {path.parent}: {exc.strerror or exc}") from None
+    _held.add(path)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(path, stop, heartbeat_s), daemon=True)
     beat.start()
     try:
         yield
     finally:
+        _held.discard(path)
         stop.set()
         beat.join()
         with contextlib.suppress(FileNotFoundError):

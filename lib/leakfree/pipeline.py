@@ -94,6 +94,16 @@ def recorded_run(spark: SparkSession, cfg: Config, command: str, run_id: str | N
     write_registration_sql(spark, cfg.warehouse.path)
 
 
+@contextmanager
+def writer(cfg: Config, run_id: str, *, need_library: bool = True) -> Iterator[None]:
+    """The checks that need no Spark, then the warehouse held for one run. Taken before the
+    session starts, a second run stops in a second; run_stages takes it again (reentrant)."""
+    if need_library and not cfg.library.roots:
+        raise ConfigError("no library roots: give --library PATH or set library.roots in the config")
+    with lock.exclusive(cfg.warehouse.path, run_id, stale_after_s=cfg.warehouse.lock_stale_after_s):
+        yield
+
+
 def run_stages(
     spark: SparkSession,
     cfg: Config,
@@ -104,13 +114,8 @@ def run_stages(
     need_library: bool = True,
 ) -> str:
     """Run the named stages (in pipeline order) as one recorded run; returns its id."""
-    if need_library and not cfg.library.roots:
-        raise ConfigError("no library roots: give --library PATH or set library.roots in the config")
     run_id = run_id or new_run_id()
-    with (
-        lock.exclusive(cfg.warehouse.path, run_id, stale_after_s=cfg.warehouse.lock_stale_after_s),
-        recorded_run(spark, cfg, command, run_id) as run,
-    ):
+    with writer(cfg, run_id, need_library=need_library), recorded_run(spark, cfg, command, run_id) as run:
         for name in STAGES:
             if name in names:
                 STAGES[name](spark, cfg, run)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from functools import reduce
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -43,8 +44,20 @@ def exists(spark: SparkSession, warehouse: str, name: str) -> bool:
     return DeltaTable.isDeltaTable(spark, table_path(warehouse, name))
 
 
+class MissingTable(LeakfreeError):
+    """A table the command needs that no run has written to this warehouse yet."""
+
+
 def read(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
-    return spark.read.format("delta").load(table_path(warehouse, name))
+    try:
+        return spark.read.format("delta").load(table_path(warehouse, name))
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "DELTA_MISSING_DELTA_TABLE" in str(exc):
+            raise MissingTable(
+                f"the warehouse {warehouse} has no {name} table yet: "
+                "run `leakfree run` (or the stage that writes it) first"
+            ) from None
+        raise
 
 
 def clear_aborted_creation(spark: SparkSession, warehouse: str, name: str) -> None:

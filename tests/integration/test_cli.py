@@ -79,3 +79,39 @@ def test_config_errors_are_one_clear_line(tmp_path):
     assert "unknown config key 'catalog.files_per_tsk'" in shown.stderr and "Traceback" not in shown.stderr
     missing = leakfree("run", "--warehouse", str(tmp_path / "wh"))
     assert missing.returncode == 2 and "no library roots" in missing.stderr
+
+
+def test_user_mistakes_are_one_line_messages_not_tracebacks(tmp_path):
+    from leakfree import lock
+
+    library = tmp_path / "library"
+    library.mkdir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    empty = str(tmp_path / "empty_warehouse")
+    no_java = {"JAVA_HOME": str(tmp_path / "no-java"), "PATH": os.path.dirname(sys.executable)}
+    cases = [
+        (["run", "--library", str(library), "--warehouse", str(a_file)], "is a file, not a folder", no_java),
+        (
+            ["run", "--library", str(library), "--warehouse", "/sys/leakfree-warehouse"],
+            "cannot use the warehouse",
+            no_java,
+        ),
+        (["export", str(a_file / "out"), "--warehouse", empty], "no splits table yet", {}),
+        (["sql", "SELEC 1", "--warehouse", empty], "cannot parse the statement", {}),
+        (["sql", "SELECT nope FROM runs", "--warehouse", empty], "the statement failed", {}),
+    ]
+    held = str(tmp_path / "held")
+    with lock.exclusive(held, "holder"):
+        # No Java on the PATH: the refusal must come before any session starts.
+        cases.append((["run", "--library", str(library), "--warehouse", held], "in use by run holder", no_java))
+        for args, wording, env in cases:
+            done = subprocess.run(
+                [sys.executable, "-m", "leakfree.cli", *args],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYSPARK_PYTHON": sys.executable, **env},
+                timeout=600,
+            )
+            assert done.returncode == 2, (args, done.stderr)
+            assert wording in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
