@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -70,7 +71,7 @@ def open_audio(path: str) -> Iterator[sf.SoundFile]:
         try:
             handle = stack.enter_context(sf.SoundFile(source))
         except sf.LibsndfileError as exc:
-            raise _classify(exc) from None
+            raise _classify(exc, raw) from None
         except (RuntimeError, ValueError) as exc:  # soundfile's wording for odd headers
             raise AudioError("invalid_header", str(exc)) from None
         yield handle
@@ -126,8 +127,14 @@ def _check_tail(handle: sf.SoundFile, info: AudioInfo) -> None:
         raise AudioError("truncated", f"header promises {info.frames} frames, {start + got} readable")
 
 
-def _classify(exc: sf.LibsndfileError) -> AudioError:
+def _classify(exc: sf.LibsndfileError, raw: BinaryIO) -> AudioError:
     text = str(exc)
+    if "possibly a pipe" in text:
+        # libsndfile's wording when it finds no stream it can read in a file we could open.
+        tag = _id3_tag_bytes(raw)
+        if tag is not None:
+            return AudioError("no_audio", f"an ID3 tag ({tag} bytes) and no MP3 frames after it")
+        return AudioError("not_audio", "libsndfile finds no audio stream in it")
     if "not recognised" in text or "unknown format" in text.lower():
         return AudioError("not_audio", text)
     if any(word in text.lower() for word in ("channel count", "sample rate", "samplerate")):
@@ -135,6 +142,18 @@ def _classify(exc: sf.LibsndfileError) -> AudioError:
     if "unsupported" in text.lower() or "not supported" in text.lower():
         return AudioError("unsupported_codec", text)
     return AudioError("corrupt", text)
+
+
+def _id3_tag_bytes(raw: BinaryIO) -> int | None:
+    """The size of an ID3v2 tag that makes up the whole file, else None."""
+    raw.seek(0)
+    head = raw.read(10)
+    if len(head) < 10 or head[:3] != b"ID3":
+        return None
+    size = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+    raw.seek(size)
+    rest = raw.read(4096)
+    return size if not rest.strip(b"\x00") else None
 
 
 @contextlib.contextmanager

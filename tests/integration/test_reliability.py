@@ -89,6 +89,8 @@ def build_zoo(lib) -> tuple[set[str], dict[str, str]]:
         write_audio(locked, good_sound(7), RATE)
         locked.chmod(0)
     bad["locked.wav"] = "unreadable"
+    (lib / "tag_only.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x64" + bytes(100))
+    bad["tag_only.mp3"] = "no_audio"
     os.mkfifo(lib / "pipe.wav")
     bad["pipe.wav"] = "fifo"
     with socket.socket(socket.AF_UNIX) as listener:

@@ -49,6 +49,15 @@ def test_classes_of_bad_files(tmp_path):
     assert info_or_error(tmp_path / "silent.wav") == "no_audio"
 
 
+def test_an_mp3_of_tags_only_has_no_audio_and_says_so(tmp_path):
+    tag_only = tmp_path / "tag.mp3"
+    tag_only.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x64" + bytes(100))
+    with pytest.raises(AudioError) as caught:
+        read_info(str(tag_only), size=110, max_sample_rate=768000, max_channels=64)
+    assert caught.value.error_class == "no_audio" and "ID3 tag" in caught.value.message
+    assert "pipe" not in caught.value.message
+
+
 def test_absurd_header_is_invalid(tmp_path):
     path = tmp_path / "x.wav"
     write_audio(path, tone("bell", 0.5), 44100)
