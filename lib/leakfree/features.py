@@ -184,10 +184,12 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             .persist()
         )
         good = results.where("error_class IS NULL").select(*FEATURES_SCHEMA.names)
+        # Counted (and so cached) before the write: recomputed after it, `todo` would find
+        # these files fingerprinted and count none of them.
+        stats.rows_out = good.count()
         if pending:
             tables.upsert(good, warehouse, "features", ["file_id"])
         stats.errors = run.record_errors(
             "features", results.where("error_class IS NOT NULL").select("path", "file_id", "error_class", "message")
         )
-        stats.rows_out = good.count()
         results.unpersist()

@@ -6,6 +6,8 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
+from leakfree.audit import SAME_FILE_KIND
+from leakfree.grouping import DUPLICATE_KIND
 
 
 def run_row(spark: SparkSession, warehouse: str, run_id: str) -> Row:
@@ -54,8 +56,11 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
         for name in sorted({r.audit for r in leaks}):
             kinds = sorted({r.kind for r in leaks if r.audit == name})
             counts = {k: sum(r.leaking_files for r in leaks if r.audit == name and r.kind == k) for k in kinds}
+            listed_twice = counts.pop(SAME_FILE_KIND, 0)
             lines.append(
-                f"audit {name}: {counts.pop('duplicate', 0)} file(s) with a duplicate in another split"
+                f"audit {name}: "
+                + (f"{listed_twice} file(s) listed in two splits, " if listed_twice else "")
+                + f"{counts.pop(DUPLICATE_KIND, 0)} file(s) with a duplicate in another split"
                 + "".join(f", {n} with a {k} relation" for k, n in counts.items())
             )
     if report:

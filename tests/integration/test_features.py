@@ -73,6 +73,7 @@ def test_features_are_computed_once_per_file_version(spark, make_config, tmp_pat
     runs = {r.run_id: {s.stage: s for s in r.stages} for r in tables.read(spark, cfg.warehouse.path, "runs").collect()}
     assert runs["first"]["features"].rows_in == 2
     assert runs["second"]["features"].rows_in == 1  # only the changed file is decoded again
+    assert runs["first"]["features"].rows_out == 2 and runs["second"]["features"].rows_out == 1
     assert after["a.wav"] == before["a.wav"]
     assert after["b.wav"].pcm_sha256 != before["b.wav"].pcm_sha256
     assert tables.read(spark, cfg.warehouse.path, "features").count() == 2
