@@ -138,6 +138,7 @@ def build_report(
         _balance(spark, warehouse, run_id),
         _group_sizes(spark, warehouse),
         _largest_groups(spark, warehouse, settings, caption),
+        _errors(spark, warehouse, run_id),
     ]
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -161,6 +162,31 @@ def _counts(spark: SparkSession, warehouse: str, run_id: str) -> str:
     rows += [(f"skipped: {r.error_class}", r["count"]) for r in errors.orderBy("error_class").collect()]
     body = "".join(f"<tr><td>{esc(k)}</td><td class=num>{esc(v)}</td></tr>" for k, v in rows)
     return f"<h2>Counts</h2><table>{body}</table>"
+
+
+# Error rows listed in the report; the rest are counted above and named by the query shown.
+ERRORS_LISTED = 200
+
+
+def _errors(spark: SparkSession, warehouse: str, run_id: str) -> str:
+    errors = tables.read(spark, warehouse, "errors").where(F.col("run_id") == run_id)
+    rows = errors.orderBy("stage", "error_class", "path").limit(ERRORS_LISTED + 1).collect()
+    if not rows:
+        return ""
+    body = "".join(
+        f"<tr><td>{esc(r.stage)}</td><td>{esc(r.error_class)}</td><td>{esc(r.path)}</td><td>{esc(r.message)}</td></tr>"
+        for r in rows[:ERRORS_LISTED]
+    )
+    more = (
+        f'<p>The first {ERRORS_LISTED} are shown; all of them: <code>leakfree sql "SELECT * FROM errors '
+        f"WHERE run_id = '{esc(run_id)}'\"</code></p>"
+        if len(rows) > ERRORS_LISTED
+        else ""
+    )
+    return (
+        "<h2>Skipped files and sidecar rows</h2><p>What this run could not use, and why; the run went on.</p>"
+        f"<table><tr><th>stage</th><th>class</th><th>path</th><th>message</th></tr>{body}</table>{more}"
+    )
 
 
 def _problems(problems: Sequence[str]) -> str:

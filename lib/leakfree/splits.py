@@ -369,12 +369,29 @@ def assign(rows: list, settings: SplitsConfig) -> tuple[dict[int, str], list[tup
     for group_id, split in placement.assignments.items():
         for r in members[group_id]:
             assignment[r.file_id] = _keep_short_out(r, split, group_id, settings, moves)
-    warnings = [
-        f"group {g.group_id} ({g.files} files, {g.seconds:.0f} s) is too large to place within tolerance: "
-        f"{split} now holds {share:.1%} of stratum {g.stratum or '(all)'}"
-        for g, split, share in placement.oversized
+    return assignment, moves, oversized_warnings(placement.oversized, settings.tolerance)
+
+
+def oversized_warnings(oversized: list[tuple[Group, str, float]], tolerance: float) -> list[str]:
+    """A group of several files is too large to place; a single file only says the library
+    is too small for the tolerance, once per stratum."""
+    warnings = []
+    small = {}
+    for g, split, share in oversized:
+        stratum = g.stratum or "(all)"
+        if g.files == 1:
+            small.setdefault(stratum, (split, share))
+            continue
+        warnings.append(
+            f"group {g.group_id} ({g.files} files, {g.seconds:.0f} s) is too large to place within tolerance: "
+            f"{split} now holds {share:.1%} of stratum {stratum}"
+        )
+    warnings += [
+        f"stratum {stratum} is too small for splits.tolerance = {tolerance:g}: one file is more than that share "
+        f"of it, so {split} holds {share:.1%}"
+        for stratum, (split, share) in sorted(small.items())
     ]
-    return assignment, moves, warnings
+    return warnings
 
 
 def _is_short(r, settings: SplitsConfig) -> bool:
@@ -478,7 +495,12 @@ def explain_largest_groups(
     them, how large they would be without each relation, their bridges, and what to change."""
     sizes = Counter(r.group_id for r in rows)
     total = max(len(rows), 1)
-    large = [(g, n) for g, n in sizes.most_common(_EXPLAINED_GROUPS) if n / total > settings.tolerance]
+    large = [(g, n) for g, n in sizes.most_common(_EXPLAINED_GROUPS) if n > 1 and n / total > settings.tolerance]
+    if not large and 1 / total > settings.tolerance:
+        return [
+            f"The library is too small for splits.tolerance = {settings.tolerance:g}: "
+            f"one file is {1 / total:.1%} of its {total} files."
+        ]
     if not large:
         return ["No group is larger than the tolerance: the ratios are out of reach for other reasons (strata?)."]
     names = {r.file_id: "/".join(r.path.rsplit("/", 2)[-2:]) for r in rows}

@@ -179,6 +179,8 @@ def test_report_is_self_contained_and_escapes_captions(spark, demo, first_run):
     assert page.count("<audio controls") >= 2 and "data:audio/ogg;base64," in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
     assert "naive.csv" in page and "Split balance" in page
+    skipped = page.split("<h2>Skipped files")[1]
+    assert "broken/empty.wav</td><td>the file has zero bytes" in skipped and "not_audio" in skipped
 
 
 def test_report_shows_a_few_members_of_a_large_group(spark, demo, first_run, tmp_path):

@@ -9,7 +9,7 @@ from collections import Counter, namedtuple
 import pytest
 
 from leakfree.config import Config, SplitsConfig
-from leakfree.splits import EXCLUDED, Group, assign, balance, place_groups, resolve_group
+from leakfree.splits import EXCLUDED, Group, assign, balance, oversized_warnings, place_groups, resolve_group
 
 Row = namedtuple("Row", "file_id group_id seconds stratum previous active_s", defaults=(1.0,))
 NAMES, RATIOS = ("train", "val", "test"), (0.7, 0.15, 0.15)
@@ -205,3 +205,14 @@ def test_a_few_large_groups_are_packed_when_a_packing_exists():
         tried += 1
         met += balance(rows, assignment, settings())[1] == []
     assert tried >= 20 and met >= 0.9 * tried, (met, tried)
+
+
+def test_a_library_too_small_for_the_tolerance_is_not_called_a_group_too_large():
+    names, ratios = ("train", "val", "test"), (0.7, 0.15, 0.15)
+    singles = [Group(i + 1, 1, 1.0, "") for i in range(9)]
+    placement = place_groups(singles, names, ratios, seed=0, tolerance=0.02)
+    warnings = oversized_warnings(placement.oversized, 0.02)
+    assert len(warnings) == 1 and "too small for splits.tolerance" in warnings[0]
+    large = [Group(1, 40, 40.0, ""), *[Group(i + 2, 1, 1.0, "") for i in range(10)]]
+    placement = place_groups(large, names, ratios, seed=0, tolerance=0.02)
+    assert any("group 1 (40 files" in w and "too large" in w for w in oversized_warnings(placement.oversized, 0.02))
