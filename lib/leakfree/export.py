@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,12 +60,12 @@ def export_splits(
             )
         written = []
         for split in sorted({r.split for r in rows}):
-            target = folder / f"{split}.txt"
-            target.write_text("".join(f"{r[key]}\n" for r in rows if r.split == split), encoding="utf-8")
-            written.append(target)
+            with _replacing(folder / f"{split}.txt") as f:
+                f.write("".join(f"{r[key]}\n" for r in rows if r.split == split))
+            written.append(folder / f"{split}.txt")
         return written
     target = folder / f"splits.{fmt}"
-    with target.open("w", encoding="utf-8", newline="") as f:
+    with _replacing(target) as f:
         if fmt == "csv":
             write_csv(
                 f,
@@ -76,3 +78,12 @@ def export_splits(
                 record = {"path": r[key], "split": r.split, "group_id": r.group_id, "file_id": r.file_id}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return [target]
+
+
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[TextIO]:
+    """A text file that appears whole at `target` or not at all (a crash leaves the old one)."""
+    partial = target.with_name(f".{target.name}.partial")
+    with partial.open("w", encoding="utf-8", newline="") as f:
+        yield f
+    os.replace(partial, target)

@@ -195,6 +195,21 @@ def test_flagged_files_do_not_collapse_into_one_group(spark, zoo, reference):
     assert groups["plain.wav"] == groups["plain copy.flac"]
 
 
+def test_a_path_with_a_line_break_is_refused_as_txt_and_quoted_as_csv(spark, zoo, reference, tmp_path):
+    import csv
+
+    from leakfree.errors import LeakfreeError
+    from leakfree.export import export_splits
+
+    warehouse = zoo["cfg"].warehouse.path
+    with pytest.raises(LeakfreeError, match="line break"):
+        export_splits(spark, warehouse=warehouse, out=str(tmp_path / "txt"), fmt="txt", relative=True)
+    assert not (tmp_path / "txt" / "train.txt").exists()
+    written = export_splits(spark, warehouse=warehouse, out=str(tmp_path / "csv"), fmt="csv", relative=True)
+    paths = {row["path"] for row in csv.DictReader(written[0].open(newline=""))}
+    assert "line\nbreak.wav" in paths and paths == {p for p, _ in reference["splits"]}
+
+
 def leakfree(*args: str, env_extra: dict | None = None, **popen) -> subprocess.Popen:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, **(env_extra or {})}
     return subprocess.Popen(
