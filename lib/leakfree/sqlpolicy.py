@@ -145,6 +145,8 @@ def _plan_nodes(plan: Any) -> Iterator[tuple[str, Any, bool]]:
             pending.extend(_seq(node.expressions()))
         if is_subquery:
             pending.append(node.plan())
+        # Plans a node holds outside its children: CTE bodies, EXPLAIN's statement, ...
+        pending.extend(_seq(node.innerChildren()))
         if name == "ExplainCommand":
             pending.append(node.logicalPlan())
         elif name == "RelationTimeTravel":

@@ -18,6 +18,7 @@ BYPASSES = [
     "SELECT * FROM splits WHERE file_id IN (SELECT value FROM text.`/etc/passwd`)",
     "SELECT * FROM delta.`{warehouse}/splits`",
     "SELECT * FROM table_changes_by_path('{warehouse}/splits', 0)",
+    "WITH x AS (SELECT * FROM table_changes_by_path('{warehouse}/splits', 0)) SELECT * FROM x",
     "DESCRIBE HISTORY '{warehouse}/splits'",
     "EXPLAIN INSERT INTO splits SELECT * FROM splits",
     "EXECUTE IMMEDIATE 'DELETE FROM splits'",
