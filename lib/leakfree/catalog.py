@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
 
-from leakfree import storage, tables
+from leakfree import rowmap, storage, tables
 from leakfree.config import CatalogConfig, LibraryConfig
 from leakfree.decode import read_info
 from leakfree.errors import AudioError
 from leakfree.metadata import read_sidecar
+from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -39,19 +38,15 @@ FACT_COLUMNS = (
     "frames",
     "duration_s",
 )
-PROBE_SCHEMA = pa.schema(
-    [
-        ("path", pa.string()),
-        ("content_sha256", pa.string()),
-        ("format", pa.string()),
-        ("subtype", pa.string()),
-        ("sample_rate", pa.int32()),
-        ("channels", pa.int32()),
-        ("frames", pa.int64()),
-        ("duration_s", pa.float64()),
-        ("error_class", pa.string()),
-        ("message", pa.string()),
-    ]
+PROBE_SCHEMA = with_errors(
+    ("path", pa.string()),
+    ("content_sha256", pa.string()),
+    ("format", pa.string()),
+    ("subtype", pa.string()),
+    ("sample_rate", pa.int32()),
+    ("channels", pa.int32()),
+    ("frames", pa.int64()),
+    ("duration_s", pa.float64()),
 )
 BOOKKEEPING_COLUMNS = ("first_seen_run", "updated_run", "retired")
 RESERVED_COLUMNS = frozenset(["file_id", *storage.LISTING_SCHEMA.names, *FACT_COLUMNS, *BOOKKEEPING_COLUMNS]) - {"path"}
@@ -65,7 +60,8 @@ class ProbeLimits:
 
 
 def probe_file(path: str, size: int, limits: ProbeLimits) -> dict:
-    """File facts for one file, or its error class and message; never raises for bad input."""
+    """File facts for one file, or its error class and message when the file cannot be used
+    (any other exception is the guarded map's to catch)."""
     row: dict = dict.fromkeys(PROBE_SCHEMA.names)
     row["path"] = path
     try:
@@ -78,9 +74,6 @@ def probe_file(path: str, size: int, limits: ProbeLimits) -> dict:
         )
     except AudioError as exc:
         row.update(content_sha256=None, error_class=exc.error_class, message=exc.message)
-        return row
-    except Exception as exc:  # a decoder bug must cost one file, not the job
-        row.update(content_sha256=None, error_class="corrupt", message=f"{type(exc).__name__}: {exc}")
         return row
     row.update(
         format=info.format,
@@ -140,53 +133,49 @@ def build_catalog(
         to_read = listed.join(known.select("path", "size", "mtime"), ["path", "size", "mtime"], "left_anti")
         pending = to_read.count()
         limits = ProbeLimits(settings.read_chunk_bytes, settings.max_sample_rate, settings.max_channels)
-        partitions = max(1, math.ceil(pending / settings.files_per_task))
-        log.info("catalog: reading %d new or changed files in %d tasks", pending, partitions)
-        probed = (
-            to_read.select("path", "size")
-            .repartition(partitions, "path")
-            .mapInArrow(lambda batches: _probe_batches(batches, limits), from_arrow_schema(PROBE_SCHEMA))
-            .persist()
-        )
-        read_ok = to_read.join(probed.where("error_class IS NULL").drop("error_class", "message"), "path")
-        current = unchanged.unionByName(read_ok)
+        log.info("catalog: reading %d new or changed files", pending)
+        with rowmap.map_rows(
+            to_read.select("path", "size"),
+            count=pending,
+            per_task=settings.files_per_task,
+            keys=("path",),
+            make_work=partial(_probe_work, limits),
+            schema=PROBE_SCHEMA,
+            error_class="corrupt",
+        ) as probed:
+            read_ok = to_read.join(probed.good, "path")
+            current = unchanged.unionByName(read_ok)
+            metadata_problems: list[tuple[str, str, str]] = []
+            if library.metadata:
+                sidecar = read_sidecar(library.metadata, RESERVED_COLUMNS)
+                metadata_problems = list(sidecar.problems)
+                meta = spark.createDataFrame(sidecar.table)
+                for safe, original in sidecar.original_names.items():
+                    meta = meta.withMetadata(safe, {"comment": f"sidecar column {original!r}"})
+                orphans = meta.join(listed, "path", "left_anti").select("path").collect()
+                metadata_problems += [
+                    (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library")
+                    for r in orphans
+                ]
+                current = current.join(meta, "path", "left")
 
-        metadata_problems: list[tuple[str, str, str]] = []
-        if library.metadata:
-            sidecar = read_sidecar(library.metadata, RESERVED_COLUMNS)
-            metadata_problems = list(sidecar.problems)
-            meta = spark.createDataFrame(sidecar.table)
-            for safe, original in sidecar.original_names.items():
-                meta = meta.withMetadata(safe, {"comment": f"sidecar column {original!r}"})
-            orphans = meta.join(listed, "path", "left_anti").select("path").collect()
-            metadata_problems += [
-                (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library") for r in orphans
-            ]
-            current = current.join(meta, "path", "left")
-
-        # Counted, compared with the table and written: built once.
-        current = current.persist()
-        run.changes.update(_changes(listed, known, read_ok))
-        tables.merge_snapshot(current, warehouse, "catalog", run_id=run.run_id, first_run_column="first_seen_run")
-        problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
-        errors = probed.where("error_class IS NOT NULL").select("path", "error_class", "message")
-        if problems:
-            errors = errors.unionByName(
-                spark.createDataFrame(problems, "path string, error_class string, message string")
-            )
-        stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
-        stats.rows_out = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
-        current.unpersist()
-        probed.unpersist()
+            # Counted, compared with the table and written: built once.
+            current = current.persist()
+            run.changes.update(_changes(listed, known, read_ok))
+            tables.merge_snapshot(current, warehouse, "catalog", run_id=run.run_id, first_run_column="first_seen_run")
+            problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
+            errors = probed.errors.select("path", "error_class", "message")
+            if problems:
+                errors = errors.unionByName(
+                    spark.createDataFrame(problems, "path string, error_class string, message string")
+                )
+            stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
+            stats.rows_out = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
+            current.unpersist()
 
 
-def _probe_batches(batches: Iterator[pa.RecordBatch], limits: ProbeLimits) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        rows = [
-            probe_file(path, size, limits)
-            for path, size in zip(batch.column("path").to_pylist(), batch.column("size").to_pylist(), strict=True)
-        ]
-        yield pa.RecordBatch.from_pylist(rows, schema=PROBE_SCHEMA)
+def _probe_work(limits: ProbeLimits) -> rowmap.RowWork:
+    return lambda row: [probe_file(row["path"], row["size"], limits)]
 
 
 def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:

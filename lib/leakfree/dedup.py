@@ -9,9 +9,7 @@ row per (pair, method) that holds, with its evidence.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterator
-from functools import reduce
+from functools import partial, reduce
 
 import numpy as np
 import pyarrow as pa
@@ -29,11 +27,12 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from leakfree import lsh, tables
+from leakfree import lsh, rowmap, tables
 from leakfree.config import DedupConfig
 from leakfree.features import AUDIO_FAMILIES, TRIPLET, live_features
 from leakfree.fingerprint import FingerprintParams, mel_frequencies
 from leakfree.minhash import jaccard_estimate
+from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
 from leakfree.verify import VerifyParams, audio_evidence
 
@@ -59,6 +58,7 @@ PAIR_SCHEMA = pa.schema(
         ("caption_jaccard", pa.float64()),
     ]
 )
+VERIFIED_SCHEMA = with_errors(*PAIR_SCHEMA)
 _SIDE_COLUMNS = (
     "hashes",
     "times",
@@ -261,16 +261,33 @@ def build_pairs(
             todo.unpersist()
             stats.rows_out = tables.read(spark, warehouse, "pairs").count()
             return
-        partitions = max(1, math.ceil(count / settings.pairs_per_task))
-        log.info("pairs: verifying %d candidate pairs in %d tasks", count, partitions)
-        params, mel_hz = settings.verify, mel_frequencies(fingerprint)
-        verified = joined.repartition(partitions).mapInArrow(
-            lambda batches: verify_batches(batches, params, mel_hz), from_arrow_schema(PAIR_SCHEMA)
-        )
-        edges = verified.withColumn("run_id", F.lit(run.run_id))
-        # Verification is deterministic: an edge already there comes from a killed run.
-        tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
-        # Mark last: a run killed before this point verifies the same candidates again.
+        log.info("pairs: verifying %d candidate pairs", count)
+        with rowmap.map_rows(
+            joined,
+            count=count,
+            per_task=settings.pairs_per_task,
+            keys=(),
+            make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
+            schema=VERIFIED_SCHEMA,
+            error_class="unverifiable",
+        ) as verified:
+            edges = verified.good.withColumn("run_id", F.lit(run.run_id))
+            # Verification is deterministic: an edge already there comes from a killed run.
+            tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
+            paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
+            stats.errors = run.record_errors(
+                "pairs",
+                verified.errors.join(paths, "file_a", "left").select(
+                    "path",
+                    F.col("file_a").alias("file_id"),
+                    "error_class",
+                    F.concat_ws("", F.lit("with file "), F.col("file_b").cast("string"), F.lit(": "), "message").alias(
+                        "message"
+                    ),
+                ),
+            )
+        # Mark last: a run killed before this point verifies the same candidates again. A
+        # candidate that failed is marked too: its error is recorded, retrying finds the same.
         (
             DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
             .alias("t")
@@ -282,14 +299,8 @@ def build_pairs(
         todo.unpersist()
 
 
-def verify_batches(
-    batches: Iterator[pa.RecordBatch], params: VerifyParams, mel_hz: np.ndarray
-) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        rows = []
-        for candidate in batch.to_pylist():
-            rows += verify_candidate(candidate, params, mel_hz)
-        yield pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA)
+def verify_work(params: VerifyParams, mel_hz: np.ndarray) -> rowmap.RowWork:
+    return lambda candidate: verify_candidate(candidate, params, mel_hz)
 
 
 def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> list[dict]:

@@ -26,7 +26,9 @@ ERROR_CLASSES = {
     "invalid_header": "header values no real recording has",
     "no_audio": "a valid header with zero samples",
     "truncated": "the file ends before the audio its header promises",
-    "corrupt": "the decoder failed part-way",
+    "corrupt": "the decoder failed part-way, or the code reading the file raised (the message says what)",
+    # verifying a pair
+    "unverifiable": "a candidate pair whose stored features could not be compared (the message names the other file)",
 }
 
 

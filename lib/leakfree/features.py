@@ -8,9 +8,8 @@ content digest) are decoded; the results are merged into the `features` table.
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -18,12 +17,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from leakfree import tables
+from leakfree import rowmap, tables
 from leakfree.config import FeaturesConfig
 from leakfree.decode import decode_mono
 from leakfree.errors import AudioError
 from leakfree.fingerprint import Fingerprint, fingerprint, mel_basis
 from leakfree.minhash import MinHasher, caption_shingles, window_spans
+from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -55,9 +55,7 @@ DENSE_TAG = np.uint32(1 << 30)
 # Landmark families, each with MinHash signatures of its own (features.segments.family).
 TRIPLET = "triplet"
 AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
-RESULT_SCHEMA = pa.schema(
-    [*FEATURES_SCHEMA, ("path", pa.string()), ("error_class", pa.string()), ("message", pa.string())]
-)
+RESULT_SCHEMA = with_errors(*FEATURES_SCHEMA, ("path", pa.string()))
 
 
 @dataclass
@@ -71,16 +69,15 @@ class Extractor:
         self.mel = mel_basis(self.settings.fingerprint, self.settings.analysis_rate)
 
     def extract(self, path: str, caption: str | None) -> dict:
-        """One features row; failures come back as error_class and message, never raised."""
+        """One features row; a file that cannot be used comes back with its error class
+        (any other exception is the guarded map's to catch)."""
         s = self.settings
         row: dict = {"path": path}
         try:
             decoded = decode_mono(path, rate=s.analysis_rate, max_seconds=s.max_seconds)
-            fp = fingerprint(decoded.samples, s.analysis_rate, s.fingerprint, self.mel)
         except AudioError as exc:
             return {**row, "error_class": exc.error_class, "message": exc.message}
-        except Exception as exc:  # a decoder or numeric bug must cost one file, not the job
-            return {**row, "error_class": "corrupt", "message": f"{type(exc).__name__}: {exc}"}
+        fp = fingerprint(decoded.samples, s.analysis_rate, s.fingerprint, self.mel)
         hop_s = s.fingerprint.hop / s.analysis_rate
         spans = signature_spans(fp, window=round(s.segment_s / hop_s), hop=round(s.segment_hop_s / hop_s))
         segments = [
@@ -125,18 +122,12 @@ def signature_spans(fp: Fingerprint, *, window: int, hop: int) -> list[tuple[int
     return sorted(set(spans))
 
 
-def extract_batches(batches: Iterator[pa.RecordBatch], settings: FeaturesConfig) -> Iterator[pa.RecordBatch]:
+def extract_work(settings: FeaturesConfig) -> rowmap.RowWork:
+    """The features row of one catalog row (file_id, path, content_sha256, caption)."""
     extractor = Extractor(settings)
-    for batch in batches:
-        rows = [
-            {
-                "file_id": r["file_id"],
-                "content_sha256": r["content_sha256"],
-                **extractor.extract(r["path"], r["caption"]),
-            }
-            for r in batch.to_pylist()
-        ]
-        yield pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
+    return lambda r: [
+        {"file_id": r["file_id"], "content_sha256": r["content_sha256"], **extractor.extract(r["path"], r["caption"])}
+    ]
 
 
 def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
@@ -176,20 +167,22 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             todo = todo.join(done, ["file_id", "content_sha256"], "left_anti")
         pending = todo.count()
         stats.rows_in = pending
-        partitions = max(1, math.ceil(pending / settings.files_per_task))
-        log.info("features: decoding %d new or changed files in %d tasks", pending, partitions)
-        results = (
-            todo.repartition(partitions, "file_id")
-            .mapInArrow(lambda it: extract_batches(it, settings), from_arrow_schema(RESULT_SCHEMA))
-            .persist()
-        )
-        good = results.where("error_class IS NULL").select(*FEATURES_SCHEMA.names)
-        # Counted (and so cached) before the write: recomputed after it, `todo` would find
-        # these files fingerprinted and count none of them.
-        stats.rows_out = good.count()
-        if pending:
-            tables.upsert(good, warehouse, "features", ["file_id"])
-        stats.errors = run.record_errors(
-            "features", results.where("error_class IS NOT NULL").select("path", "file_id", "error_class", "message")
-        )
-        results.unpersist()
+        log.info("features: decoding %d new or changed files", pending)
+        with rowmap.map_rows(
+            todo,
+            count=pending,
+            per_task=settings.files_per_task,
+            keys=("file_id",),
+            make_work=partial(extract_work, settings),
+            schema=RESULT_SCHEMA,
+            error_class="corrupt",
+        ) as results:
+            good = results.good.select(*FEATURES_SCHEMA.names)
+            # Counted (and so cached) before the write: recomputed after it, `todo` would find
+            # these files fingerprinted and count none of them.
+            stats.rows_out = good.count()
+            if pending:
+                tables.upsert(good, warehouse, "features", ["file_id"])
+            stats.errors = run.record_errors(
+                "features", results.errors.select("path", "file_id", "error_class", "message")
+            )

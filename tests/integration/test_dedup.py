@@ -133,3 +133,30 @@ def test_an_oversized_bucket_becomes_a_reported_star(spark, make_config, tmp_pat
     assert len(audio_only) == 5 and all(c.file_a == hub for c in audio_only)
     assert tables.read(spark, cfg.warehouse.path, "groups").select("group_id").distinct().count() == 1
     shutil.rmtree(lib)
+
+
+def test_a_poisoned_features_row_costs_its_pairs_not_the_stage(spark, make_config, library, tmp_path):
+    from delta.tables import DeltaTable
+
+    cfg = make_config(library, metadata=library / "meta.csv")
+    run_stages(spark, cfg, ["catalog", "features", "candidates"], command="test", run_id="poison")
+    names = name_of(spark, cfg)
+    poisoned = next(i for i, n in names.items() if n == "a_noisy.mp3")
+    # A log-mel blob whose length does not divide by its band count.
+    DeltaTable.forPath(spark, tables.table_path(cfg.warehouse.path, "features")).update(
+        f"file_id = {poisoned}", {"logmel": "substring(logmel, 1, 7)"}
+    )
+    run_stages(spark, cfg, ["pairs"], command="test", run_id="poison")
+
+    errors = tables.read(spark, cfg.warehouse.path, "errors").where("stage = 'pairs'").collect()
+    assert errors and {e.error_class for e in errors} == {"unverifiable"}
+    assert all(poisoned in (e.file_id, int(e.message.split(":")[0].split()[-1])) for e in errors)
+    edges = {
+        tuple(sorted((names[r.file_a], names[r.file_b])))
+        for r in tables.read(spark, cfg.warehouse.path, "pairs").where("method = 'audio'").collect()
+    }
+    assert ("b.wav", "b_excerpt.wav") in edges  # verified beside the poisoned pairs
+    run = tables.read(spark, cfg.warehouse.path, "runs").where("run_id = 'poison'").first()
+    assert run.status == "succeeded"
+    unverified = tables.read(spark, cfg.warehouse.path, "candidates").where("NOT verified").count()
+    assert unverified == 0

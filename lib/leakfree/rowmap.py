@@ -1,0 +1,76 @@
+"""How a stage works row by row on the executors: one guarded Arrow map.
+
+It owns the partitioning (from a per-task size), the per-task state (built once per task),
+the per-row catch that turns an exception into an error row with the stage's class, and one
+persisted result, so that a stage writes its good rows and records its bad ones from the
+same computation. Every row-wise stage (catalog, features, pairs) goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql.pandas.types import from_arrow_schema
+
+RowWork = Callable[[dict], list[dict]]
+ERROR_FIELDS = [pa.field("error_class", pa.string()), pa.field("message", pa.string())]
+
+
+@dataclass(frozen=True)
+class Mapped:
+    good: DataFrame  # the rows without an error, error columns dropped
+    errors: DataFrame  # the error rows: the input's identity columns, error_class, message
+
+
+def guarded_batches(
+    batches: Iterator[pa.RecordBatch], *, make_work: Callable[[], RowWork], schema: pa.Schema, error_class: str
+) -> Iterator[pa.RecordBatch]:
+    """Each input row through `work`; a row that raises becomes one error row (its identity
+    columns, i.e. those of `schema` it has, with the class and the exception)."""
+    work = make_work()
+    for batch in batches:
+        out: list[dict] = []
+        for row in batch.to_pylist():
+            try:
+                out.extend(work(row))
+            except Exception as exc:  # one bad row costs that row, never the task
+                identity = {k: v for k, v in row.items() if k in schema.names}
+                out.append({**identity, "error_class": error_class, "message": f"{type(exc).__name__}: {exc}"})
+        yield pa.RecordBatch.from_pylist(out, schema=schema)
+
+
+@contextlib.contextmanager
+def map_rows(
+    rows: DataFrame,
+    *,
+    count: int,
+    per_task: int,
+    keys: tuple[str, ...],
+    make_work: Callable[[], RowWork],
+    schema: pa.Schema,
+    error_class: str,
+) -> Iterator[Mapped]:
+    """`rows` (`count` of them, `per_task` per task, hashed by `keys` or spread evenly) mapped
+    by `make_work()`'s function into `schema` (which ends with ERROR_FIELDS); persisted
+    while the block runs."""
+    partitions = max(1, math.ceil(count / per_task))
+    mapper = partial(guarded_batches, make_work=make_work, schema=schema, error_class=error_class)
+    results = rows.repartition(partitions, *keys).mapInArrow(mapper, from_arrow_schema(schema)).persist()
+    try:
+        yield Mapped(
+            results.where("error_class IS NULL").drop("error_class", "message"),
+            results.where("error_class IS NOT NULL"),
+        )
+    finally:
+        results.unpersist()
+
+
+def with_errors(*fields: pa.Field | tuple[str, pa.DataType]) -> pa.Schema:
+    """A result schema: the stage's own fields, then the error columns."""
+    return pa.schema([*fields, *ERROR_FIELDS])
