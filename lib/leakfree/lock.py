@@ -26,8 +26,8 @@ from leakfree import storage, tables
 from leakfree.errors import LeakfreeError
 
 log = logging.getLogger("leakfree")
-# Locks this process holds.
-_held: set[Path] = set()
+# Locks this process holds, and for which run.
+_held: dict[Path, str] = {}
 # An empty or half-written lock younger than this belongs to a run that is writing it.
 _BEING_WRITTEN_S = 10.0
 
@@ -64,8 +64,8 @@ def exclusive(
         yield
         return
     path = Path(tables.table_path(warehouse, "_lock"))
-    if path in _held:
-        yield  # this process holds it already (the CLI takes it before Spark starts)
+    if _held.get(path) == run_id:
+        yield  # this run holds it already (the CLI takes it before Spark starts)
         return
     if path.parent.exists() and not path.parent.is_dir():
         raise LeakfreeError(f"the warehouse {path.parent} is a file, not a folder")
@@ -75,14 +75,14 @@ def exclusive(
         _acquire(path, me, stale_after_s)
     except OSError as exc:
         raise LeakfreeError(f"cannot use the warehouse {path.parent}: {exc.strerror or exc}") from None
-    _held.add(path)
+    _held[path] = run_id
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(path, stop, heartbeat_s), daemon=True)
     beat.start()
     try:
         yield
     finally:
-        _held.discard(path)
+        _held.pop(path, None)
         stop.set()
         beat.join()
         with contextlib.suppress(FileNotFoundError):
