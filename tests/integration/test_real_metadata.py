@@ -98,7 +98,7 @@ def test_by_default_the_splits_meet_their_targets_without_leaks(spark, packages,
     for (package, name), (other, copy) in COPIES.items():
         assert splits[f"{package}/{name}"] == splits[f"{other}/{copy}"]  # duplicates across packages: one split
     audit = tables.read(spark, cfg.warehouse.path, "audit").where("audit = 'leakfree'").collect()
-    assert {r.kind for r in audit} == {"duplicate", "caption", "setup:setup"}
+    assert {r.kind for r in audit} == {"same_file", "duplicate", "caption", "setup:setup"}
     assert sum(r.leaking_files for r in audit if r.kind == "duplicate") == 0
 
 
