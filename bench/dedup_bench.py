@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CORPUS, corpus_available, load_truth, table, write_results
 
 from leakfree import tables
-from leakfree.config import DUPLICATE_RELATIONS, Config
+from leakfree.config import Config
 from leakfree.decode import decode_mono
+from leakfree.edges import DUPLICATE_RELATIONS
 from leakfree.pipeline import run_stages
 from leakfree.session import build_session
 

@@ -35,7 +35,7 @@ from dedup_bench import (
 )
 from stress_corpus import build
 
-from leakfree.config import DUPLICATE_RELATIONS
+from leakfree.edges import DUPLICATE_RELATIONS
 
 
 def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:

@@ -31,11 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results
 
 from leakfree import tables
+from leakfree.candidates import build_candidates
 from leakfree.config import Config
-from leakfree.dedup import build_candidates, build_pairs
 from leakfree.features import FEATURES_SCHEMA
 from leakfree.grouping import build_groups
 from leakfree.minhash import MinHasher
+from leakfree.pairs import build_pairs
 from leakfree.pipeline import recorded_run
 from leakfree.session import build_session
 
@@ -147,7 +148,9 @@ def run_size(spark, cfg: Config, size: int) -> dict:
         with recorded_run(spark, cfg, f"scaling {size}", None) as run:
             build_candidates(spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=warehouse, run=run)
             build_pairs(spark, settings=cfg.dedup, fingerprint=cfg.features.fingerprint, warehouse=warehouse, run=run)
-            build_groups(spark, settings=cfg.groups, warehouse=warehouse, run=run)
+            build_groups(
+                spark, settings=cfg.groups, caption_column=cfg.features.caption_column, warehouse=warehouse, run=run
+            )
         seconds = time.perf_counter() - began
     stages = {s.stage: s.seconds for s in run.stages}
     pairs = tables.read(spark, warehouse, "pairs").where("method = 'audio'").select("file_a", "file_b").collect()

@@ -27,7 +27,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from leakfree import storage, tables
-from leakfree.config import CAPTION_RELATION, AuditConfig, GroupsConfig
+from leakfree.config import AuditConfig, GroupsConfig
+from leakfree.edges import CAPTION
 from leakfree.errors import LeakfreeError
 from leakfree.grouping import DUPLICATE_KIND, edge_components, setup_relation
 from leakfree.runs import RunLog
@@ -114,7 +115,7 @@ def match_entries(spark: SparkSession, assignment: Assignment, catalog: DataFram
 def leak_kinds(settings: GroupsConfig) -> list[str]:
     """Every kind an audit reports, in the order shown, whatever the relations' roles: one
     file in two splits, duplicates, specific captions, and each setup column."""
-    return [SAME_FILE_KIND, DUPLICATE_KIND, CAPTION_RELATION, *(setup_relation(c) for c in settings.setup_columns)]
+    return [SAME_FILE_KIND, DUPLICATE_KIND, CAPTION, *(setup_relation(c) for c in settings.setup_columns)]
 
 
 def in_shown_order(audit: DataFrame) -> DataFrame:

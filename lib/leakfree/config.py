@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.errors import LeakfreeError
 from leakfree.fingerprint import FingerprintParams
 from leakfree.verify import VerifyParams
@@ -96,8 +97,6 @@ class DedupConfig:
     verify: VerifyParams
 
 
-DUPLICATE_RELATIONS = ("exact_bytes", "exact_pcm", "audio")
-CAPTION_RELATION = "caption"
 ROLES = ("join", "audit")
 
 
@@ -113,7 +112,7 @@ class GroupsConfig:
     roles: dict[str, str]
 
     def __post_init__(self) -> None:
-        fixed = (*DUPLICATE_RELATIONS, CAPTION_RELATION)
+        fixed = (*DUPLICATE_RELATIONS, CAPTION)
         clashes = sorted(set(self.setup_columns) & set(fixed))
         if clashes:
             raise ConfigError(f"groups.setup_columns: {', '.join(clashes)} name edge types; rename the column")

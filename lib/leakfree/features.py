@@ -13,13 +13,14 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from leakfree import rowmap, tables
 from leakfree.config import FeaturesConfig
 from leakfree.decode import decode_mono
+from leakfree.edges import AUDIO_FAMILIES
 from leakfree.errors import AudioError
 from leakfree.fingerprint import Fingerprint, fingerprint, mel_basis
 from leakfree.minhash import MinHasher, caption_shingles, window_spans
@@ -52,9 +53,6 @@ FEATURES_SCHEMA = pa.schema(
 )
 # Landmark hashes use 25 bits; bit 30 marks the dense family in the stored hash list.
 DENSE_TAG = np.uint32(1 << 30)
-# Landmark families, each with MinHash signatures of its own (features.segments.family).
-TRIPLET = "triplet"
-AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
 RESULT_SCHEMA = with_errors(*FEATURES_SCHEMA, ("path", pa.string()))
 
 
@@ -128,12 +126,6 @@ def extract_work(settings: FeaturesConfig) -> rowmap.RowWork:
     return lambda r: [
         {"file_id": r["file_id"], "content_sha256": r["content_sha256"], **extractor.extract(r["path"], r["caption"])}
     ]
-
-
-def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
-    """Features of the files currently in the catalog (retired files take no part)."""
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select("file_id", "content_sha256")
-    return tables.read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])
 
 
 def forget_older_fingerprints(spark: SparkSession, warehouse: str) -> None:

@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 from leakfree import tables
 from leakfree.captions import caption_evidence, caption_words, word_bits
 from leakfree.components import component_labels, oriented
-from leakfree.config import CAPTION_RELATION, DUPLICATE_RELATIONS, GroupsConfig
+from leakfree.config import GroupsConfig
+from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.metadata import safe_column_name
 from leakfree.runs import RunLog
 
@@ -136,7 +137,7 @@ def _judge_batches(
             )
             out["file_a"].append(row["file_a"])
             out["file_b"].append(row["file_b"])
-            out["relation"].append(CAPTION_RELATION)
+            out["relation"].append(CAPTION)
             out["evidence"].append(evidence.describe())
             out["specific"].append(evidence.specific(settings.caption_min_similarity))
         yield pa.RecordBatch.from_pydict(out, schema=_JUDGED)
@@ -170,10 +171,10 @@ def relation_links(
         F.format_string("correlation %.2f, containment %.2f", "correlation", "containment").alias("evidence"),
         F.lit(True).alias("specific"),
     )
-    captions = caption_links(spark, catalog, pairs.where(F.col("method") == CAPTION_RELATION), caption_column, settings)
+    captions = caption_links(spark, catalog, pairs.where(F.col("method") == CAPTION), caption_column, settings)
     setups = setup_links(catalog, settings.setup_columns).withColumn("specific", F.lit(True))
     links = reduce(DataFrame.unionByName, [duplicates, captions, setups])
-    joining = [r for r in (*DUPLICATE_RELATIONS, CAPTION_RELATION) if settings.role(r) == "join"]
+    joining = [r for r in (*DUPLICATE_RELATIONS, CAPTION) if settings.role(r) == "join"]
     joining += [setup_relation(c) for c in settings.setup_columns if settings.role(c) == "join"]
     kind = F.when(F.col("relation").isin(list(DUPLICATE_RELATIONS)), DUPLICATE_KIND).otherwise(F.col("relation"))
     # A generic caption (one common word, a file name) is no relation at all: it neither
@@ -273,7 +274,7 @@ def _record_relations(
         .collect()
     }
     rows = []
-    for relation in (*DUPLICATE_RELATIONS, CAPTION_RELATION):
+    for relation in (*DUPLICATE_RELATIONS, CAPTION):
         made, joining, meaningful = counts.get(relation, (0, 0, 0))
         note = f"{made - meaningful} generic caption links neither join nor leak" if made > meaningful else None
         rows.append(

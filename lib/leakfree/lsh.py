@@ -24,9 +24,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 # Candidate sources. The audio families come from features.segments.family.
-EXACT_BYTES = "exact_bytes"
-EXACT_PCM = "exact_pcm"
-CAPTION = "caption"
 
 
 @dataclass(frozen=True)

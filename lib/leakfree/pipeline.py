@@ -10,11 +10,12 @@ from pyspark.sql import SparkSession
 
 from leakfree import lock, storage, tables
 from leakfree.audit import build_audit
+from leakfree.candidates import build_candidates
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
-from leakfree.dedup import build_candidates, build_pairs
 from leakfree.features import build_features
 from leakfree.grouping import build_groups
+from leakfree.pairs import build_pairs
 from leakfree.report import write_report
 from leakfree.runs import RunLog, new_run_id
 from leakfree.splits import build_splits

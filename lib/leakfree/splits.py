@@ -24,9 +24,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
-from leakfree.config import DUPLICATE_RELATIONS, GroupsConfig, SplitsConfig
+from leakfree.config import GroupsConfig, SplitsConfig
 from leakfree.diagnosis import diagnose
-from leakfree.features import live_features
+from leakfree.edges import DUPLICATE_RELATIONS
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -277,7 +277,7 @@ def build_splits(
                 "file_id", "path", F.coalesce("duration_s", F.lit(0.0)).alias("seconds"), stratum.alias("stratum")
             )
             .join(tables.read(spark, warehouse, "groups").select("file_id", "group_id"), "file_id")
-            .join(live_features(spark, warehouse).select("file_id", "active_s"), "file_id", "left")
+            .join(tables.live_features(spark, warehouse).select("file_id", "active_s"), "file_id", "left")
         )
         previous = _previous(spark, warehouse)
         rows = files.join(previous, "file_id", "left").collect()

@@ -245,3 +245,9 @@ def registration_sql(warehouse: str, names: Iterable[str]) -> str:
 
 def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def live_features(spark: SparkSession, warehouse: str) -> DataFrame:
+    """Features of the files currently in the catalog (retired files take no part)."""
+    live = read(spark, warehouse, "catalog").where("NOT retired").select("file_id", "content_sha256")
+    return read(spark, warehouse, "features").join(live, ["file_id", "content_sha256"])

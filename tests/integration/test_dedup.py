@@ -11,7 +11,7 @@ import soundfile as sf
 
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
-from leakfree.features import AUDIO_FAMILIES
+from leakfree.edges import AUDIO_FAMILIES
 from leakfree.pipeline import run_stages
 
 pytestmark = pytest.mark.integration

@@ -1,22 +1,16 @@
-"""The candidates and pairs stages: which files might be duplicates, and which are.
+"""The candidates stage: which files might be duplicates.
 
-candidates: LSH banding of every signature family (audio windows per landmark family,
-captions) and of the exact digests, one row per file pair with the sources that proposed it.
-pairs: every candidate checked with the real measures (verify.py) on the executors; one
-row per (pair, method) that holds, with its evidence.
+LSH banding of every signature family (audio windows per landmark family, captions) and of
+the exact digests, one row per file pair with the sources that proposed it.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial, reduce
+from functools import reduce
 
-import numpy as np
-import pyarrow as pa
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import (
     ArrayType,
     BooleanType,
@@ -27,53 +21,12 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from leakfree import lsh, rowmap, tables
+from leakfree import lsh, tables
 from leakfree.config import DedupConfig
-from leakfree.features import AUDIO_FAMILIES, TRIPLET, live_features
-from leakfree.fingerprint import FingerprintParams, mel_frequencies
-from leakfree.minhash import jaccard_estimate
-from leakfree.rowmap import with_errors
+from leakfree.edges import AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
 from leakfree.runs import RunLog
-from leakfree.verify import VerifyParams, audio_evidence
 
 log = logging.getLogger("leakfree")
-
-AUDIO = "audio"
-PAIR_SCHEMA = pa.schema(
-    [
-        ("file_a", pa.int64()),
-        ("file_b", pa.int64()),
-        ("method", pa.string()),
-        ("correlation", pa.float64()),
-        ("offset_s", pa.float64()),
-        ("overlap_s", pa.float64()),
-        ("jaccard", pa.float64()),
-        ("containment", pa.float64()),
-        ("aligned_hashes", pa.int32()),
-        ("matched_s", pa.float64()),
-        ("aligned_share", pa.float64()),
-        ("time_scale", pa.float64()),
-        ("freq_scale", pa.float64()),
-        ("triplet_votes", pa.int32()),
-        ("caption_jaccard", pa.float64()),
-    ]
-)
-VERIFIED_SCHEMA = with_errors(*PAIR_SCHEMA)
-_SIDE_COLUMNS = (
-    "hashes",
-    "times",
-    "triplet_hashes",
-    "triplet_points",
-    "logmel",
-    "logmel_bands",
-    "logmel_hop_s",
-    "hop_s",
-    "caption_signature",
-    "decoded_s",
-    "content_sha256",
-    "pcm_sha256",
-)
-
 
 BAND_INDEX_SCHEMA = StructType(
     [
@@ -101,7 +54,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
     with every indexed file sharing a bucket, and index them."""
     with run.stage("candidates") as stats:
         # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
-        live = live_features(spark, warehouse).select(
+        live = tables.live_features(spark, warehouse).select(
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
         )
         tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
@@ -109,7 +62,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         # cheaper than a distinct over the whole index.
         indexed = (
             tables.read(spark, warehouse, "band_index")
-            .where(F.col("source") == lsh.EXACT_BYTES)
+            .where(F.col("source") == EXACT_BYTES)
             .select("file_id", "content_sha256")
             .persist()
         )
@@ -192,8 +145,8 @@ def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.
     captions = files.where("caption_signature IS NOT NULL").select(
         "file_id", "content_sha256", F.col("caption_signature").alias("signature")
     )
-    parts.append(lsh.band_rows(captions, caption, source=lsh.CAPTION, keep=["content_sha256"]))
-    for digest, source in (("content_sha256", lsh.EXACT_BYTES), ("pcm_sha256", lsh.EXACT_PCM)):
+    parts.append(lsh.band_rows(captions, caption, source=CAPTION, keep=["content_sha256"]))
+    for digest, source in (("content_sha256", EXACT_BYTES), ("pcm_sha256", EXACT_PCM)):
         parts.append(
             files.where(F.col(digest).isNotNull()).select(
                 "file_id",
@@ -238,136 +191,3 @@ def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame,
             bucket.size,
             bucket.hub,
         )
-
-
-def build_pairs(
-    spark: SparkSession, *, settings: DedupConfig, fingerprint: FingerprintParams, warehouse: str, run: RunLog
-) -> None:
-    """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
-    with run.stage("pairs") as stats:
-        tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
-        todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
-        todo = todo.persist()
-        count = stats.rows_in = todo.count()
-        features = live_features(spark, warehouse).select("file_id", *_SIDE_COLUMNS)
-        side_a = features.select([F.col(c).alias(f"a_{c}") for c in features.columns])
-        side_b = features.select([F.col(c).alias(f"b_{c}") for c in features.columns])
-        joined = (
-            todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
-            .join(side_b, F.col("file_b") == F.col("b_file_id"))
-            .drop("a_file_id", "b_file_id")
-        )
-        if count == 0:
-            todo.unpersist()
-            stats.rows_out = tables.read(spark, warehouse, "pairs").count()
-            return
-        log.info("pairs: verifying %d candidate pairs", count)
-        with rowmap.map_rows(
-            joined,
-            count=count,
-            per_task=settings.pairs_per_task,
-            keys=(),
-            make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
-            schema=VERIFIED_SCHEMA,
-            error_class="unverifiable",
-        ) as verified:
-            edges = verified.good.withColumn("run_id", F.lit(run.run_id))
-            # Verification is deterministic: an edge already there comes from a killed run.
-            tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
-            paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
-            stats.errors = run.record_errors(
-                "pairs",
-                verified.errors.join(paths, "file_a", "left").select(
-                    "path",
-                    F.col("file_a").alias("file_id"),
-                    "error_class",
-                    F.concat_ws("", F.lit("with file "), F.col("file_b").cast("string"), F.lit(": "), "message").alias(
-                        "message"
-                    ),
-                ),
-            )
-        # Mark last: a run killed before this point verifies the same candidates again. A
-        # candidate that failed is marked too: its error is recorded, retrying finds the same.
-        (
-            DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
-            .alias("t")
-            .merge(todo.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
-            .whenMatchedUpdate(set={"verified": "true"})
-            .execute()
-        )
-        stats.rows_out = tables.read(spark, warehouse, "pairs").count()
-        todo.unpersist()
-
-
-def verify_work(params: VerifyParams, mel_hz: np.ndarray) -> rowmap.RowWork:
-    return lambda candidate: verify_candidate(candidate, params, mel_hz)
-
-
-def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> list[dict]:
-    """Edge rows for one candidate: exact digests need no more proof; audio and caption
-    similarity are measured."""
-    pair = {"file_a": row["file_a"], "file_b": row["file_b"]}
-    sources = set(row["sources"])
-    edges = []
-    # A digest bucket's key is a 64-bit hash of the digest: the digests themselves decide.
-    exact = next(
-        (
-            method
-            for method, digest in ((lsh.EXACT_BYTES, "content_sha256"), (lsh.EXACT_PCM, "pcm_sha256"))
-            if method in sources and row[f"a_{digest}"] is not None and row[f"a_{digest}"] == row[f"b_{digest}"]
-        ),
-        None,
-    )
-    if exact is not None:
-        seconds = row["a_decoded_s"]
-        edges.append(
-            {
-                **pair,
-                "method": exact,
-                "correlation": 1.0,
-                "offset_s": 0.0,
-                "overlap_s": seconds,
-                "jaccard": 1.0,
-                "containment": 1.0,
-                "matched_s": seconds,
-            }
-        )
-    elif sources & {*AUDIO_FAMILIES, lsh.CAPTION}:
-        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz, triplets_only=sources == {TRIPLET})
-        if evidence is not None and evidence.verified(params):
-            edges.append(
-                {
-                    **pair,
-                    "method": AUDIO,
-                    "correlation": evidence.correlation,
-                    "offset_s": evidence.offset_s,
-                    "overlap_s": evidence.overlap_s,
-                    "jaccard": evidence.jaccard,
-                    "containment": evidence.containment,
-                    "aligned_hashes": evidence.aligned_hashes,
-                    "matched_s": evidence.matched_s,
-                    "aligned_share": evidence.aligned_share,
-                    "time_scale": evidence.time_scale,
-                    "freq_scale": evidence.freq_scale,
-                    "triplet_votes": evidence.triplet_votes,
-                }
-            )
-    if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:
-        similarity = jaccard_estimate(row["a_caption_signature"], row["b_caption_signature"])
-        if similarity >= params.caption_min_jaccard:
-            edges.append({**pair, "method": lsh.CAPTION, "caption_jaccard": similarity})
-    return edges
-
-
-def _side(row: dict, side: str) -> dict:
-    bands = row[f"{side}_logmel_bands"] or 1
-    logmel = np.frombuffer(row[f"{side}_logmel"] or b"", np.uint8).reshape(-1, bands)
-    return {
-        "hashes": np.asarray(row[f"{side}_hashes"] or [], np.uint32),
-        "times": np.asarray(row[f"{side}_times"] or [], np.int32),
-        "triplet_hashes": np.asarray(row[f"{side}_triplet_hashes"] or [], np.uint32),
-        "triplet_points": np.asarray(row[f"{side}_triplet_points"] or [], np.int32),
-        "logmel": logmel,
-        "logmel_hop_s": row[f"{side}_logmel_hop_s"],
-        "hop_s": row[f"{side}_hop_s"],
-    }

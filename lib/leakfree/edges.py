@@ -1,0 +1,14 @@
+"""The names of what links two files: the sources that propose a candidate pair and the
+methods of a verified edge. Defined here once; the config is checked against them."""
+
+from __future__ import annotations
+
+EXACT_BYTES = "exact_bytes"
+EXACT_PCM = "exact_pcm"
+AUDIO = "audio"
+CAPTION = "caption"
+# Verified edges that say "the same recording"; caption edges only say "described alike".
+DUPLICATE_RELATIONS = (EXACT_BYTES, EXACT_PCM, AUDIO)
+# Landmark families, each with MinHash signatures of its own (features.segments.family).
+TRIPLET = "triplet"
+AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)

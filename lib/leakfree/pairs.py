@@ -1,0 +1,197 @@
+"""The pairs stage: which candidates are duplicates.
+
+Every candidate checked with the real measures (verify.py) on the executors, through the
+guarded row map; one row per (pair, method) that holds, with its evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import numpy as np
+import pyarrow as pa
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StringType
+
+from leakfree import rowmap, tables
+from leakfree.config import DedupConfig
+from leakfree.edges import AUDIO, AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
+from leakfree.fingerprint import FingerprintParams, mel_frequencies
+from leakfree.minhash import jaccard_estimate
+from leakfree.rowmap import with_errors
+from leakfree.runs import RunLog
+from leakfree.verify import VerifyParams, audio_evidence
+
+log = logging.getLogger("leakfree")
+
+PAIR_SCHEMA = pa.schema(
+    [
+        ("file_a", pa.int64()),
+        ("file_b", pa.int64()),
+        ("method", pa.string()),
+        ("correlation", pa.float64()),
+        ("offset_s", pa.float64()),
+        ("overlap_s", pa.float64()),
+        ("jaccard", pa.float64()),
+        ("containment", pa.float64()),
+        ("aligned_hashes", pa.int32()),
+        ("matched_s", pa.float64()),
+        ("aligned_share", pa.float64()),
+        ("time_scale", pa.float64()),
+        ("freq_scale", pa.float64()),
+        ("triplet_votes", pa.int32()),
+        ("caption_jaccard", pa.float64()),
+    ]
+)
+VERIFIED_SCHEMA = with_errors(*PAIR_SCHEMA)
+_SIDE_COLUMNS = (
+    "hashes",
+    "times",
+    "triplet_hashes",
+    "triplet_points",
+    "logmel",
+    "logmel_bands",
+    "logmel_hop_s",
+    "hop_s",
+    "caption_signature",
+    "decoded_s",
+    "content_sha256",
+    "pcm_sha256",
+)
+
+
+def build_pairs(
+    spark: SparkSession, *, settings: DedupConfig, fingerprint: FingerprintParams, warehouse: str, run: RunLog
+) -> None:
+    """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
+    with run.stage("pairs") as stats:
+        tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
+        todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
+        todo = todo.persist()
+        count = stats.rows_in = todo.count()
+        features = tables.live_features(spark, warehouse).select("file_id", *_SIDE_COLUMNS)
+        side_a = features.select([F.col(c).alias(f"a_{c}") for c in features.columns])
+        side_b = features.select([F.col(c).alias(f"b_{c}") for c in features.columns])
+        joined = (
+            todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
+            .join(side_b, F.col("file_b") == F.col("b_file_id"))
+            .drop("a_file_id", "b_file_id")
+        )
+        if count == 0:
+            todo.unpersist()
+            stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+            return
+        log.info("pairs: verifying %d candidate pairs", count)
+        with rowmap.map_rows(
+            joined,
+            count=count,
+            per_task=settings.pairs_per_task,
+            keys=(),
+            make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
+            schema=VERIFIED_SCHEMA,
+            error_class="unverifiable",
+        ) as verified:
+            edges = verified.good.withColumn("run_id", F.lit(run.run_id))
+            # Verification is deterministic: an edge already there comes from a killed run.
+            tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
+            paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
+            stats.errors = run.record_errors(
+                "pairs",
+                verified.errors.join(paths, "file_a", "left").select(
+                    "path",
+                    F.col("file_a").alias("file_id"),
+                    "error_class",
+                    F.concat_ws("", F.lit("with file "), F.col("file_b").cast("string"), F.lit(": "), "message").alias(
+                        "message"
+                    ),
+                ),
+            )
+        # Mark last: a run killed before this point verifies the same candidates again. A
+        # candidate that failed is marked too: its error is recorded, retrying finds the same.
+        (
+            DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
+            .alias("t")
+            .merge(todo.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
+            .whenMatchedUpdate(set={"verified": "true"})
+            .execute()
+        )
+        stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+        todo.unpersist()
+
+
+def verify_work(params: VerifyParams, mel_hz: np.ndarray) -> rowmap.RowWork:
+    return lambda candidate: verify_candidate(candidate, params, mel_hz)
+
+
+def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> list[dict]:
+    """Edge rows for one candidate: exact digests need no more proof; audio and caption
+    similarity are measured."""
+    pair = {"file_a": row["file_a"], "file_b": row["file_b"]}
+    sources = set(row["sources"])
+    edges = []
+    # A digest bucket's key is a 64-bit hash of the digest: the digests themselves decide.
+    exact = next(
+        (
+            method
+            for method, digest in ((EXACT_BYTES, "content_sha256"), (EXACT_PCM, "pcm_sha256"))
+            if method in sources and row[f"a_{digest}"] is not None and row[f"a_{digest}"] == row[f"b_{digest}"]
+        ),
+        None,
+    )
+    if exact is not None:
+        seconds = row["a_decoded_s"]
+        edges.append(
+            {
+                **pair,
+                "method": exact,
+                "correlation": 1.0,
+                "offset_s": 0.0,
+                "overlap_s": seconds,
+                "jaccard": 1.0,
+                "containment": 1.0,
+                "matched_s": seconds,
+            }
+        )
+    elif sources & {*AUDIO_FAMILIES, CAPTION}:
+        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz, triplets_only=sources == {TRIPLET})
+        if evidence is not None and evidence.verified(params):
+            edges.append(
+                {
+                    **pair,
+                    "method": AUDIO,
+                    "correlation": evidence.correlation,
+                    "offset_s": evidence.offset_s,
+                    "overlap_s": evidence.overlap_s,
+                    "jaccard": evidence.jaccard,
+                    "containment": evidence.containment,
+                    "aligned_hashes": evidence.aligned_hashes,
+                    "matched_s": evidence.matched_s,
+                    "aligned_share": evidence.aligned_share,
+                    "time_scale": evidence.time_scale,
+                    "freq_scale": evidence.freq_scale,
+                    "triplet_votes": evidence.triplet_votes,
+                }
+            )
+    if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:
+        similarity = jaccard_estimate(row["a_caption_signature"], row["b_caption_signature"])
+        if similarity >= params.caption_min_jaccard:
+            edges.append({**pair, "method": CAPTION, "caption_jaccard": similarity})
+    return edges
+
+
+def _side(row: dict, side: str) -> dict:
+    bands = row[f"{side}_logmel_bands"] or 1
+    logmel = np.frombuffer(row[f"{side}_logmel"] or b"", np.uint8).reshape(-1, bands)
+    return {
+        "hashes": np.asarray(row[f"{side}_hashes"] or [], np.uint32),
+        "times": np.asarray(row[f"{side}_times"] or [], np.int32),
+        "triplet_hashes": np.asarray(row[f"{side}_triplet_hashes"] or [], np.uint32),
+        "triplet_points": np.asarray(row[f"{side}_triplet_points"] or [], np.int32),
+        "logmel": logmel,
+        "logmel_hop_s": row[f"{side}_logmel_hop_s"],
+        "hop_s": row[f"{side}_hop_s"],
+    }
