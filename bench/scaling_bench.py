@@ -167,7 +167,7 @@ def run_size(spark, cfg: Config, size: int) -> dict:
         "seconds": seconds,
         "stage_seconds": stages,
         "peak_rss_gb": memory.peak / 2**30,
-        "candidates": run.stages[0].rows_out,
+        "candidates": run.stages[0].counters["candidates_unverified"],
         "planted_pairs": len(planted),
         "planted_recall": len(found & planted) / max(1, len(planted)),
         "false_pairs": len(found - planted),

@@ -269,5 +269,5 @@ def build_audit(
                 settings=groups,
                 run_id=run.run_id,
             )
-            stats.rows_in += assigned.count()
-            stats.rows_out += sum(r.leaking_files for r in rows)
+            stats.counters[f"files_audited:{name}"] = assigned.count()
+            stats.counters[f"leaking_files:{name}"] = sum(r.leaking_files for r in rows)

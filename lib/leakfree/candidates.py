@@ -69,7 +69,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         dropped = drop_stale(spark, warehouse, indexed, live)
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
-        stats.rows_in = pending.count()
+        banded = stats.counters["files_banded"] = pending.count()
         bandings = {
             family: lsh.Banding.for_threshold(
                 settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
@@ -80,7 +80,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         log.info(
             "candidates: %d new or changed files, %d dropped; LSH bands x rows: landmarks %d x %d, triplets %d x %d, "
             "captions %d x %d",
-            stats.rows_in,
+            banded,
             dropped,
             bandings[AUDIO_FAMILIES[0]].bands,
             bandings[AUDIO_FAMILIES[0]].rows,
@@ -89,10 +89,12 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.bands,
             caption.rows,
         )
-        if stats.rows_in == 0:
+        if banded == 0:
             for frame in (pending, indexed):
                 frame.unpersist()
-            stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+            stats.counters["candidates_unverified"] = (
+                tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+            )
             return  # nothing new: the index and the candidates stand
         new_keys = _band_rows(pending, bandings, caption).persist()
         # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
@@ -116,7 +118,9 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         _record_oversized(spark, warehouse, oversized, run)
         # Index last: a run killed before this point finds the same files pending again.
         tables.append(new_keys, warehouse, "band_index")
-        stats.rows_out = tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+        stats.counters["candidates_unverified"] = (
+            tables.read(spark, warehouse, "candidates").where("NOT verified").count()
+        )
         for frame in (touched, new_keys, pending, indexed):
             frame.unpersist()
 

@@ -125,8 +125,8 @@ def build_catalog(
     with run.stage("catalog") as stats:
         listing = storage.list_library(library.roots, library.extensions)
         listed = spark.createDataFrame(listing.files).withColumn("file_id", file_id())
-        stats.rows_in = listing.files.num_rows
-        log.info("catalog: %d audio files listed under %d root(s)", stats.rows_in, len(library.roots))
+        stats.counters["files_listed"] = listing.files.num_rows
+        log.info("catalog: %d audio files listed under %d root(s)", listing.files.num_rows, len(library.roots))
 
         known = _known_facts(spark, warehouse)
         unchanged = listed.join(known, ["path", "size", "mtime"], "inner")
@@ -170,7 +170,8 @@ def build_catalog(
                     spark.createDataFrame(problems, "path string, error_class string, message string")
                 )
             stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
-            stats.rows_out = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
+            stats.counters["files_read"] = pending
+            stats.counters["files_catalogued"] = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
             current.unpersist()
 
 

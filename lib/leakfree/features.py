@@ -158,7 +158,7 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             done = tables.read(spark, warehouse, "features").select("file_id", "content_sha256")
             todo = todo.join(done, ["file_id", "content_sha256"], "left_anti")
         pending = todo.count()
-        stats.rows_in = pending
+        stats.counters["files_to_fingerprint"] = pending
         log.info("features: decoding %d new or changed files", pending)
         with rowmap.map_rows(
             todo,
@@ -172,7 +172,7 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             good = results.good.select(*FEATURES_SCHEMA.names)
             # Counted (and so cached) before the write: recomputed after it, `todo` would find
             # these files fingerprinted and count none of them.
-            stats.rows_out = good.count()
+            stats.counters["files_fingerprinted"] = good.count()
             if pending:
                 tables.upsert(good, warehouse, "features", ["file_id"])
             stats.errors = run.record_errors(

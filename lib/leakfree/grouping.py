@@ -226,7 +226,7 @@ def build_groups(
     with run.stage("groups") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
         files = catalog.select("file_id")
-        stats.rows_in = files.count()
+        stats.counters["files"] = files.count()
         links = relation_links(spark, warehouse, catalog, settings, caption_column)
         tables.overwrite(links.withColumn("run_id", F.lit(run.run_id)), warehouse, "links")
         links = tables.read(spark, warehouse, "links")
@@ -254,8 +254,9 @@ def build_groups(
             )
         )
         tables.overwrite(result.withColumn("run_id", F.lit(run.run_id)), warehouse, "groups")
-        _record_relations(spark, catalog, links, settings, stats.rows_in, run)
-        stats.rows_out = tables.read(spark, warehouse, "groups").select("group_id").distinct().count()
+        _record_relations(spark, catalog, links, settings, stats.counters["files"], run)
+        stats.counters["groups"] = tables.read(spark, warehouse, "groups").select("group_id").distinct().count()
+        stats.counters["links_joining"] = joining.count()
 
 
 def _record_relations(

@@ -72,7 +72,7 @@ def build_pairs(
         tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
         todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
         todo = todo.persist()
-        count = stats.rows_in = todo.count()
+        count = stats.counters["pairs_verified"] = todo.count()
         features = tables.live_features(spark, warehouse).select("file_id", *_SIDE_COLUMNS)
         side_a = features.select([F.col(c).alias(f"a_{c}") for c in features.columns])
         side_b = features.select([F.col(c).alias(f"b_{c}") for c in features.columns])
@@ -83,7 +83,7 @@ def build_pairs(
         )
         if count == 0:
             todo.unpersist()
-            stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+            stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
             return
         log.info("pairs: verifying %d candidate pairs", count)
         with rowmap.map_rows(
@@ -119,7 +119,7 @@ def build_pairs(
             .whenMatchedUpdate(set={"verified": "true"})
             .execute()
         )
-        stats.rows_out = tables.read(spark, warehouse, "pairs").count()
+        stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
         todo.unpersist()
 
 

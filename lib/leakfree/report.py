@@ -107,7 +107,7 @@ def write_report(
             run_id=run.run_id,
             problems=run.problems,
         )
-        stats.rows_out = int(target is not None)
+        stats.counters["reports_written"] = int(target is not None)
         if target is not None:
             log.info("report: %s", target)
 

@@ -27,11 +27,12 @@ from leakfree import tables
 
 log = logging.getLogger("leakfree")
 
+# Each stage's counters are named for what they count (files_read, pairs_verified, ...), so
+# a nightly history reads the same in SQL for every stage: stages[i].counters['files_read'].
 STAGE_SCHEMA = StructType(
     [
         StructField("stage", StringType(), True),
-        StructField("rows_in", LongType(), True),
-        StructField("rows_out", LongType(), True),
+        StructField("counters", MapType(StringType(), LongType()), True),
         StructField("errors", LongType(), True),
         StructField("seconds", DoubleType(), True),
     ]
@@ -69,8 +70,7 @@ def new_run_id() -> str:
 @dataclass
 class StageStats:
     stage: str
-    rows_in: int = 0
-    rows_out: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     seconds: float = 0.0
 
@@ -96,6 +96,7 @@ class RunLog:
     resumed: bool = False
 
     def start(self) -> None:
+        _upgrade_stage_counters(self.spark, self.warehouse)
         tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
         tables.ensure(self.spark, self.warehouse, "errors", ERRORS_SCHEMA)
         self.resumed = self._write("running", None, None)
@@ -119,14 +120,8 @@ class RunLog:
         # Kept in memory and written with the run's end (a Delta commit per stage would cost a
         # nightly run more than most of its stages); the log shows progress meanwhile.
         self.stages = [s for s in self.stages if s.stage != name] + [stats]
-        log.info(
-            "%s: done in %.1f s (%d in, %d out, %d errors)",
-            name,
-            stats.seconds,
-            stats.rows_in,
-            stats.rows_out,
-            stats.errors,
-        )
+        counted = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.counters.items())
+        log.info("%s: done in %.1f s (%s; %d errors)", name, stats.seconds, counted, stats.errors)
 
     def record_errors(self, stage: str, errors: DataFrame) -> int:
         """This run's errors for `stage` (path, file_id, error_class, message); returns how many."""
@@ -166,3 +161,27 @@ class RunLog:
             changes=dict(self.changes),
         )
         return tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])
+
+
+def _upgrade_stage_counters(spark: SparkSession, warehouse: str) -> None:
+    """Rewrite, once, a `runs` table of an older leakfree whose stages held rows_in/rows_out:
+    they become the counters `rows_in` and `rows_out` of the new map."""
+    if not tables.exists(spark, warehouse, "runs"):
+        return
+    old = tables.read(spark, warehouse, "runs")
+    if "rows_in" not in old.schema["stages"].dataType.elementType.fieldNames():
+        return
+    stages = F.transform(
+        "stages",
+        lambda s: F.struct(
+            s["stage"].alias("stage"),
+            F.create_map(F.lit("rows_in"), s["rows_in"], F.lit("rows_out"), s["rows_out"]).alias("counters"),
+            s["errors"].alias("errors"),
+            s["seconds"].alias("seconds"),
+        ),
+    )
+    upgraded = old.withColumn("stages", stages).select(*RUNS_SCHEMA.fieldNames()).localCheckpoint()
+    log.info("runs: moving the stage counters of %d older runs into named counters", upgraded.count())
+    upgraded.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+        tables.table_path(warehouse, "runs")
+    )

@@ -281,7 +281,7 @@ def build_splits(
         )
         previous = _previous(spark, warehouse)
         rows = files.join(previous, "file_id", "left").collect()
-        stats.rows_in = len(rows)
+        stats.counters["files"] = len(rows)
         assignment, moves, warnings = assign(rows, settings)
         result = spark.createDataFrame(
             [(r.file_id, r.path, r.group_id, assignment[r.file_id], r.stratum) for r in rows],
@@ -289,11 +289,11 @@ def build_splits(
         )
         tables.merge_snapshot(result, warehouse, "splits", run_id=run.run_id, first_run_column="assigned_run")
         _record_moves(spark, warehouse, moves, run)
-        run.changes["moved_files"] = len({m[0] for m in moves})
+        run.changes["moved_files"] = stats.counters["files_moved"] = len({m[0] for m in moves})
         shares, off_target = balance(rows, assignment, settings)
         warnings += off_target
         _record_balance(spark, warehouse, shares, warnings, run)
-        stats.rows_out = len(assignment)
+        stats.counters["files_excluded"] = sum(s == EXCLUDED for s in assignment.values())
         if off_target:
             causes = explain_largest_groups(spark, warehouse, rows, settings, groups)
             run.degrade("splits miss their targets: " + "; ".join(off_target) + ". " + " ".join(causes))

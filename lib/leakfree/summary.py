@@ -28,10 +28,8 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
     if run.changes:
         lines.append("found: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(run.changes.items())))
     for stage in run.stages:
-        lines.append(
-            f"  {stage.stage:<10} {stage.rows_in:>8} in {stage.rows_out:>8} out "
-            f"{stage.errors:>6} errors {stage.seconds:>8.1f} s"
-        )
+        counted = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (stage.counters or {}).items())
+        lines.append(f"  {stage.stage:<10} {stage.seconds:>7.1f} s {stage.errors:>6} errors   {counted}")
     errors = (
         tables.read(spark, warehouse, "errors")
         .where(F.col("run_id") == run_id)

@@ -71,9 +71,10 @@ def test_features_are_computed_once_per_file_version(spark, make_config, tmp_pat
 
     after = features_by_name(spark, cfg)
     runs = {r.run_id: {s.stage: s for s in r.stages} for r in tables.read(spark, cfg.warehouse.path, "runs").collect()}
-    assert runs["first"]["features"].rows_in == 2
-    assert runs["second"]["features"].rows_in == 1  # only the changed file is decoded again
-    assert runs["first"]["features"].rows_out == 2 and runs["second"]["features"].rows_out == 1
+    assert runs["first"]["features"].counters["files_to_fingerprint"] == 2
+    assert runs["second"]["features"].counters["files_to_fingerprint"] == 1  # only the changed file again
+    assert runs["first"]["features"].counters["files_fingerprinted"] == 2
+    assert runs["second"]["features"].counters["files_fingerprinted"] == 1
     assert after["a.wav"] == before["a.wav"]
     assert after["b.wav"].pcm_sha256 != before["b.wav"].pcm_sha256
     assert tables.read(spark, cfg.warehouse.path, "features").count() == 2
