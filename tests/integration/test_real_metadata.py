@@ -17,7 +17,7 @@ import pytest
 from leakfree import tables
 from leakfree.demo import SOUNDS, write_audio
 from leakfree.pipeline import STAGES, run_stages
-from leakfree.splits import EXCLUDED
+from leakfree.placement import EXCLUDED
 
 pytestmark = pytest.mark.integration
 RATE = 22050

@@ -301,9 +301,25 @@ def partition(spark, warehouse: str) -> set[frozenset[str]]:
 def test_incremental_runs_equal_a_full_run_on_the_final_library(spark, demo, first_run):
     import dataclasses
 
-    cfg = demo["cfg"]
+    import soundfile as sf
+
+    from leakfree.demo import SOUNDS
+
+    cfg, lib = demo["cfg"], demo["lib"]
+    detection = ["catalog", "features", "candidates", "pairs", "groups"]
+    # Its own growth: a new sound, a re-encoded copy of a catalogued one, and a copy of the new one.
+    rng = np.random.default_rng(41)
+    fresh_sound = SOUNDS["engine"](rng, 2.0, 44100)
+    write_audio(lib / "grown" / "engine_new.wav", fresh_sound, 44100)
+    write_audio(lib / "grown" / "engine_new_copy.flac", fresh_sound, 44100)
+    samples, rate = sf.read(str(lib / demo["files"][0].rel_path))
+    write_audio(lib / "grown" / "old_copy.flac", samples, rate)
+    run_stages(spark, cfg, detection, command="test", run_id="grown")
     fresh = cfg.replace(warehouse=dataclasses.replace(cfg.warehouse, path=str(demo["root"] / "fresh")))
-    run_stages(spark, fresh, ["catalog", "features", "candidates", "pairs", "groups"], command="test", run_id="fresh")
+    run_stages(spark, fresh, detection, command="test", run_id="fresh")
+    groups = partition(spark, cfg.warehouse.path)
+    assert any({"grown/engine_new.wav", "grown/engine_new_copy.flac"} <= g for g in groups)
+    assert any({"grown/old_copy.flac", demo["files"][0].rel_path} <= g for g in groups)
     assert partition(spark, fresh.warehouse.path) == partition(spark, cfg.warehouse.path)
     edges = {
         name: {(r.file_a, r.file_b, r.method) for r in tables.read(spark, c.warehouse.path, "pairs").collect()}

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
-from collections import Counter, namedtuple
+from collections import Counter
 
 import pytest
 
 from leakfree.config import Config, SplitsConfig
-from leakfree.splits import EXCLUDED, Group, assign, balance, oversized_warnings, place_groups, resolve_group
+from leakfree.placement import (
+    EXCLUDED,
+    Group,
+    PlacedFile,
+    assign,
+    balance,
+    oversized_warnings,
+    place_groups,
+    resolve_group,
+)
 
-Row = namedtuple("Row", "file_id group_id seconds stratum previous active_s", defaults=(1.0,))
+
+def placed(file_id, group_id, seconds, stratum, previous, active_s=1.0) -> PlacedFile:
+    return PlacedFile(file_id, group_id, seconds, stratum, previous, active_s)
+
+
 NAMES, RATIOS = ("train", "val", "test"), (0.7, 0.15, 0.15)
 
 
@@ -20,7 +34,7 @@ def settings(**changes) -> SplitsConfig:
     return SplitsConfig(**{**base.__dict__, **changes})
 
 
-def library(n_groups: int, seed: int, strata: tuple[str, ...] = ("",)) -> list[Row]:
+def library(n_groups: int, seed: int, strata: tuple[str, ...] = ("",)) -> list[PlacedFile]:
     """Groups of 1-8 files (most of size 1), each file 0.2-30 s long."""
     rng = random.Random(seed)
     rows, next_id = [], 1
@@ -29,7 +43,7 @@ def library(n_groups: int, seed: int, strata: tuple[str, ...] = ("",)) -> list[R
         stratum = rng.choice(strata)
         for _ in range(size):
             seconds = rng.uniform(0.2, 30.0)
-            rows.append(Row(next_id, 10_000 + g, seconds, stratum, None, seconds))
+            rows.append(placed(next_id, 10_000 + g, seconds, stratum, None, seconds))
             next_id += 1
     return rows
 
@@ -81,7 +95,9 @@ def test_stratified_splits_hold_each_category_in_proportion():
 
 
 def test_a_group_too_large_to_place_is_reported():
-    rows = [Row(i, 1, 1.0, "", None) for i in range(80)] + [Row(100 + i, 200 + i, 1.0, "", None) for i in range(20)]
+    rows = [placed(i, 1, 1.0, "", None) for i in range(80)] + [
+        placed(100 + i, 200 + i, 1.0, "", None) for i in range(20)
+    ]
     assignment, _, warnings = assign(rows, settings())
     assert any("group 1 (80 files" in w and "too large" in w for w in warnings)
     _, off_target = balance(rows, assignment, settings())
@@ -91,10 +107,10 @@ def test_a_group_too_large_to_place_is_reported():
 def test_new_files_join_their_groups_split_and_new_groups_keep_the_ratios():
     rows = library(300, 4)
     first, _, _ = assign(rows, settings())
-    grown = [r._replace(previous=first[r.file_id]) for r in rows]
+    grown = [dataclasses.replace(r, previous=first[r.file_id]) for r in rows]
     extra = library(30, 5)
-    new = [r._replace(file_id=r.file_id + 100_000, group_id=r.group_id + 100_000) for r in extra]
-    joiner = Row(999_999, rows[0].group_id, 3.0, "", None)  # a new copy of a known sound
+    new = [dataclasses.replace(r, file_id=r.file_id + 100_000, group_id=r.group_id + 100_000) for r in extra]
+    joiner = placed(999_999, rows[0].group_id, 3.0, "", None)  # a new copy of a known sound
     second, moves, _ = assign([*grown, *new, joiner], settings())
     assert all(second[r.file_id] == first[r.file_id] for r in rows)
     assert second[joiner.file_id] == first[rows[0].file_id]
@@ -106,7 +122,7 @@ def test_new_files_join_their_groups_split_and_new_groups_keep_the_ratios():
 @pytest.mark.parametrize("short_split", ["train", "test"])
 def test_groups_with_a_click_too_short_to_fingerprint_go_to_one_split_and_the_rest_rebalance(short_split):
     rows = library(300, 6)
-    clicks = [Row(50_000 + i, 60_000 + i // 2, 15.0, "", None, 0.03 if i % 2 else 15.0) for i in range(60)]
+    clicks = [placed(50_000 + i, 60_000 + i // 2, 15.0, "", None, 0.03 if i % 2 else 15.0) for i in range(60)]
     assignment, _, _ = assign([*rows, *clicks], settings(short_sound_split=short_split))
     assert {assignment[r.file_id] for r in clicks} == {short_split}  # whole groups, the long member too
     for split, (files, seconds) in shares([*rows, *clicks], assignment).items():
@@ -116,8 +132,8 @@ def test_groups_with_a_click_too_short_to_fingerprint_go_to_one_split_and_the_re
 
 def test_one_click_does_not_pin_a_large_group_it_is_kept_out_of_evaluation_instead():
     # 40 groups of 12 files, each holding one click: once, every one of them went to train.
-    big = [Row(70_000 + 12 * g + i, 80_000 + g, 5.0, "", None, 5.0) for g in range(40) for i in range(12)]
-    big = [r._replace(active_s=0.05) if r.file_id % 12 == 4 else r for r in big]
+    big = [placed(70_000 + 12 * g + i, 80_000 + g, 5.0, "", None, 5.0) for g in range(40) for i in range(12)]
+    big = [dataclasses.replace(r, active_s=0.05) if r.file_id % 12 == 4 else r for r in big]
     assignment, moves, _ = assign(big, settings())
     group_splits = {r.group_id: assignment[r.file_id] for r in big if r.active_s > 1}
     assert {"train", "val", "test"} <= set(group_splits.values())
@@ -125,37 +141,45 @@ def test_one_click_does_not_pin_a_large_group_it_is_kept_out_of_evaluation_inste
     for click in clicks:
         expected = "train" if group_splits[click.group_id] == "train" else EXCLUDED
         assert assignment[click.file_id] == expected
-    excluded = {m[0] for m in moves if m[2] == EXCLUDED}
+    excluded = {m.file_id for m in moves if m.to_split == EXCLUDED}
     assert excluded == {c.file_id for c in clicks if assignment[c.file_id] == EXCLUDED} and excluded
-    assert all("too short" in m[3] for m in moves)
+    assert all("too short" in m.reason for m in moves)
     assert balance(big, assignment, settings())[1] == []  # the clicks kept out were counted in
 
 
 def test_a_new_click_joining_a_placed_test_group_is_kept_out_and_logged():
-    rows = [Row(1, 5, 4.0, "", "test", 4.0), Row(2, 5, 4.0, "", "test", 4.0), Row(3, 5, 0.1, "", None, 0.02)]
+    rows = [placed(1, 5, 4.0, "", "test", 4.0), placed(2, 5, 4.0, "", "test", 4.0), placed(3, 5, 0.1, "", None, 0.02)]
     assignment, moves, _ = assign(rows, settings())
     assert assignment == {1: "test", 2: "test", 3: EXCLUDED}
-    assert [(m[0], m[1], m[2]) for m in moves] == [(3, None, EXCLUDED)]
+    assert [(m.file_id, m.from_split, m.to_split) for m in moves] == [(3, None, EXCLUDED)]
 
 
 def test_a_merge_moves_the_smaller_side_and_logs_it():
     members = [(1, "train"), (2, "train"), (3, "test"), (4, None)]
     resolution = resolve_group(1, members, policy="move_smaller", frozen="test")
     assert resolution.split == "train"
-    assert [(f, a, b) for f, a, b, _ in resolution.moves] == [(3, "test", "train")]
-    assert "merged" in resolution.moves[0][3]
+    assert [(m.file_id, m.from_split, m.to_split) for m in resolution.moves] == [(3, "test", "train")]
+    assert "merged" in resolution.moves[0].reason
 
 
 def test_the_frozen_policy_keeps_the_test_split_unchanged():
     members = [(1, "train"), (2, "train"), (3, "test")]
     resolution = resolve_group(1, members, policy="frozen", frozen="test")
     assert resolution.split == "test"
-    assert sorted((f, a, b) for f, a, b, _ in resolution.moves) == [(1, "train", EXCLUDED), (2, "train", EXCLUDED)]
-    rows = [Row(1, 7, 1.0, "", "train"), Row(2, 7, 1.0, "", "test"), Row(3, 7, 1.0, "", None), Row(4, 8, 1.0, "", None)]
+    assert sorted((m.file_id, m.from_split, m.to_split) for m in resolution.moves) == [
+        (1, "train", EXCLUDED),
+        (2, "train", EXCLUDED),
+    ]
+    rows = [
+        placed(1, 7, 1.0, "", "train"),
+        placed(2, 7, 1.0, "", "test"),
+        placed(3, 7, 1.0, "", None),
+        placed(4, 8, 1.0, "", None),
+    ]
     assignment, moves, _ = assign(rows, settings(merge_policy="frozen", frozen="test"))
     assert assignment == {1: EXCLUDED, 2: "test", 3: EXCLUDED, 4: assignment[4]}
     assert assignment[4] != "test"  # new groups never enter a frozen split
-    assert {m[0] for m in moves} == {1, 3}
+    assert {m.file_id for m in moves} == {1, 3}
 
 
 def test_balance_table_lists_every_split():
@@ -197,7 +221,9 @@ def test_a_few_large_groups_are_packed_when_a_packing_exists():
         groups = [Group(i + 1, n, n * rng.uniform(0.8, 1.2), "") for i, n in enumerate(sizes)]
         placement = place_groups(groups, NAMES, RATIOS, seed=17, tolerance=0.02)
         rows = [
-            Row(100 * g.group_id + k, g.group_id, g.seconds / g.files, "", None) for g in groups for k in range(g.files)
+            placed(100 * g.group_id + k, g.group_id, g.seconds / g.files, "", None)
+            for g in groups
+            for k in range(g.files)
         ]
         assignment = {r.file_id: placement.assignments[r.group_id] for r in rows}
         if not feasible(groups, 0.02):
