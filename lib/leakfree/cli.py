@@ -156,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--raw-csv", action="store_true", help=RAW_CSV_HELP)
     export.set_defaults(handler=cmd_export)
 
+    explain = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="why a file is in its group, or how two files are joined",
+        description="For one file: its split, its leak group and every link that touches it, with the "
+        "evidence in words (the same decoded audio, an audio match with its offset and correlation, a "
+        "caption, a setup key). For two files: the shortest chain of joining links from one to the other, "
+        "or that there is none. A file is named by path, path relative to its root, file_id or file name.",
+    )
+    explain.add_argument("file", help="the file to explain")
+    explain.add_argument("other", nargs="?", help="a second file: how the two are joined")
+    explain.add_argument("--format", choices=["text", "json"], default="text", help="default: text")
+    explain.set_defaults(handler=cmd_explain)
+
     sql = commands.add_parser(
         "sql",
         parents=[common],
@@ -298,6 +312,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         spark, warehouse=cfg.warehouse.path, out=args.out, fmt=args.format, relative=args.relative, raw_csv=args.raw_csv
     )
     print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from leakfree.explain import explain
+    from leakfree.session import build_session
+
+    cfg = load_config(args)
+    found = explain(build_session(cfg.spark), cfg.warehouse.path, args.file, args.other)
+    print(json.dumps(found.to_dict(), ensure_ascii=False) if args.format == "json" else found.text())
     return 0
 
 

@@ -160,3 +160,46 @@ def test_a_poisoned_features_row_costs_its_pairs_not_the_stage(spark, make_confi
     assert run.status == "succeeded"
     unverified = tables.read(spark, cfg.warehouse.path, "candidates").where("NOT verified").count()
     assert unverified == 0
+
+
+def test_explain_says_why_files_are_joined_in_words(spark, make_config, library):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from leakfree.explain import explain
+
+    cfg = make_config(library, metadata=library / "meta.csv")
+    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+    warehouse = cfg.warehouse.path
+
+    copy = explain(spark, warehouse, "a_copy.wav")
+    assert copy.group_size == 5 and any(link.describe(copy.file_id) == "the same bytes as a.wav" for link in copy.links)
+    noisy = explain(spark, warehouse, str(library / "a_noisy.mp3")).text()
+    assert "matches a" in noisy and "correlation" in noisy and "aligned landmarks" in noisy
+
+    # e.wav reaches the noisy copy only through a.wav: a caption, then audio.
+    through = explain(spark, warehouse, "e.wav", "a_noisy.mp3")
+    assert [link.relation for link in through.chain] == ["caption", "audio"]
+    assert "a caption like that of a.wav" in through.text() and "then matches a_noisy.mp3" in through.text()
+    setup = explain(spark, warehouse, "c.wav", "d.wav")
+    assert [link.relation for link in setup.chain] == ["setup:setup"] and "same setup key" in setup.text()
+    apart = explain(spark, warehouse, "silent1.wav", "silent2.wav")
+    assert apart.chain is None and "not joined" in apart.text()
+    assert "(does not join)" in apart.text()  # their generic caption link is shown, and said not to join
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "leakfree.cli", "explain", *args, "--warehouse", warehouse],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+            timeout=600,
+        )
+
+    shown = cli("e.wav", "a_noisy.mp3", "--format", "json", "--set", "spark.progress_bar=false")
+    assert shown.returncode == 0, shown.stderr
+    assert [link["relation"] for link in json.loads(shown.stdout)["chain"]] == ["caption", "audio"]
+    missing = cli("nothing.wav")
+    assert missing.returncode == 2 and "not a catalogued file" in missing.stderr
