@@ -63,6 +63,7 @@ def test_every_subcommand_explains_itself():
         "report",
         "audit",
         "export",
+        "explain",
         "sql",
         "show-config",
     )
