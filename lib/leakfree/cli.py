@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["txt", "csv", "jsonl"], default="txt", help="default: txt")
     export.add_argument("--relative", action="store_true", help="paths relative to their library root")
     export.add_argument("--raw-csv", action="store_true", help=RAW_CSV_HELP)
+    export.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="one file per duplicate cluster, its canonical copy (groups.canonical_order says which)",
+    )
     export.set_defaults(handler=cmd_export)
 
     explain = commands.add_parser(
@@ -309,7 +314,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     spark = build_session(cfg.spark)
     written = export_splits(
-        spark, warehouse=cfg.warehouse.path, out=args.out, fmt=args.format, relative=args.relative, raw_csv=args.raw_csv
+        spark,
+        warehouse=cfg.warehouse.path,
+        out=args.out,
+        fmt=args.format,
+        relative=args.relative,
+        raw_csv=args.raw_csv,
+        dedupe=args.dedupe,
     )
     print("\n".join(str(p) for p in written))
     return 0

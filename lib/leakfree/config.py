@@ -100,6 +100,10 @@ class DedupConfig:
 ROLES = ("join", "audit")
 
 
+# What makes one copy of a recording better than another (canonical.CRITERIA).
+CANONICAL_CRITERIA = ("lossless", "sample_rate", "channels", "active_audio", "oldest", "path")
+
+
 @dataclass(frozen=True)
 class GroupsConfig:
     setup_columns: tuple[str, ...]
@@ -110,8 +114,15 @@ class GroupsConfig:
     max_iterations: int
     driver_max_edges: int
     roles: dict[str, str]
+    canonical_order: tuple[str, ...]
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.canonical_order) - set(CANONICAL_CRITERIA))
+        if unknown or len(set(self.canonical_order)) != len(self.canonical_order):
+            raise ConfigError(
+                f"groups.canonical_order must name distinct criteria of {', '.join(CANONICAL_CRITERIA)}, "
+                f"got {list(self.canonical_order)}"
+            )
         fixed = (*DUPLICATE_RELATIONS, CAPTION)
         clashes = sorted(set(self.setup_columns) & set(fixed))
         if clashes:

@@ -43,6 +43,9 @@ class Explanation:
     split: str | None
     group_id: int | None
     group_size: int | None
+    cluster_id: int | None
+    canonical_path: str | None  # the copy of its cluster that is kept
+    canonical_reason: str | None
     links: list[Link]
     more_links: int  # beyond LINKS_SHOWN
     other_id: int | None = None
@@ -59,6 +62,8 @@ class Explanation:
             f"{self.path} (file_id {self.file_id})",
             f"  split: {self.split or 'none yet'}; group {self.group_id} of {self.group_size} file(s)",
         ]
+        if self.canonical_path is not None:
+            lines.append(f"  kept copy of its duplicates: {self.canonical_path} ({self.canonical_reason})")
         if not self.links:
             lines.append("  no link to any other file")
         lines += [f"  - {link.describe(self.file_id)}" for link in self.links]
@@ -139,8 +144,18 @@ def explain(spark: SparkSession, warehouse: str, given: str, other: str | None =
     more = (
         tables.read(spark, warehouse, "links").where(touches).count() - len(shown) if len(shown) == LINKS_SHOWN else 0
     )
+    cluster_id, canonical_path, canonical_reason = _cluster(spark, warehouse, file_id)
     result = Explanation(
-        file_id, path, split, group.group_id if group else None, group.group_size if group else None, shown, more
+        file_id,
+        path,
+        split,
+        group.group_id if group else None,
+        group.group_size if group else None,
+        cluster_id,
+        canonical_path,
+        canonical_reason,
+        shown,
+        more,
     )
     if other is None:
         return result
@@ -151,6 +166,22 @@ def explain(spark: SparkSession, warehouse: str, given: str, other: str | None =
         members = groups.where(F.col("group_id") == group.group_id).select("file_id")
         chain = shortest_chain(read_links(spark, warehouse, F.col("joins"), members), file_id, other_id)
     return Explanation(**{**result.__dict__, "other_id": other_id, "other_path": other_path, "chain": chain})
+
+
+def _cluster(spark: SparkSession, warehouse: str, file_id: int) -> tuple[int | None, str | None, str | None]:
+    """(cluster_id, the kept copy's relative path, why it is kept) of a file's cluster."""
+    if not tables.exists(spark, warehouse, "clusters"):
+        return None, None, None
+    clusters = tables.read(spark, warehouse, "clusters")
+    mine = clusters.where(F.col("file_id") == file_id).first()
+    if mine is None:
+        return None, None, None
+    kept = (
+        clusters.where((F.col("cluster_id") == mine.cluster_id) & F.col("canonical"))
+        .join(tables.read(spark, warehouse, "catalog").select("file_id", "rel_path"), "file_id")
+        .first()
+    )
+    return mine.cluster_id, kept.rel_path if kept else None, kept.reason if kept else None
 
 
 def find_file(catalog: DataFrame, given: str) -> tuple[int, str]:

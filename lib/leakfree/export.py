@@ -35,15 +35,26 @@ def write_csv(f: TextIO, header: list[str], rows: Iterable[Iterable[Any]], *, ra
 
 
 def export_splits(
-    spark: SparkSession, *, warehouse: str, out: str, fmt: str, relative: bool, raw_csv: bool = False
+    spark: SparkSession,
+    *,
+    warehouse: str,
+    out: str,
+    fmt: str,
+    relative: bool,
+    raw_csv: bool = False,
+    dedupe: bool = False,
 ) -> list[Path]:
-    """Write the current assignment under `out`; returns the files written."""
+    """Write the current assignment under `out`; returns the files written. With `dedupe`,
+    one file per duplicate cluster: its canonical copy."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
+    assigned = tables.read(spark, warehouse, "splits").where("NOT retired")
+    if dedupe:
+        assigned = assigned.join(
+            tables.read(spark, warehouse, "clusters").where("canonical").select("file_id"), "file_id"
+        )
     rows = (
-        tables.read(spark, warehouse, "splits")
-        .where("NOT retired")
-        .join(tables.read(spark, warehouse, "catalog").select("file_id", "rel_path"), "file_id")
+        assigned.join(tables.read(spark, warehouse, "catalog").select("file_id", "rel_path"), "file_id")
         .select("file_id", "path", "rel_path", "split", "group_id")
         .orderBy("split", F.col("rel_path" if relative else "path"))
         .collect()

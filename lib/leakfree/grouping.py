@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
+from leakfree.canonical import build_clusters
 from leakfree.captions import caption_evidence, caption_words, word_bits
 from leakfree.components import component_labels, oriented
 from leakfree.config import GroupsConfig
@@ -257,6 +258,9 @@ def build_groups(
         _record_relations(spark, catalog, links, settings, stats.counters["files"], run)
         stats.counters["groups"] = tables.read(spark, warehouse, "groups").select("group_id").distinct().count()
         stats.counters["links_joining"] = joining.count()
+        clusters, changed = build_clusters(spark, settings=settings, warehouse=warehouse, run=run)
+        stats.counters["duplicate_clusters"] = clusters
+        stats.counters["canonical_changes"] = changed
 
 
 def _record_relations(

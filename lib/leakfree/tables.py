@@ -27,6 +27,8 @@ TABLES = (
     "links",
     "relations",
     "groups",
+    "clusters",
+    "canonical_changes",
     "splits",
     "moves",
     "split_balance",

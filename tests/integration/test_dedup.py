@@ -176,6 +176,8 @@ def test_explain_says_why_files_are_joined_in_words(spark, make_config, library)
 
     copy = explain(spark, warehouse, "a_copy.wav")
     assert copy.group_size == 5 and any(link.describe(copy.file_id) == "the same bytes as a.wav" for link in copy.links)
+    assert copy.canonical_path in ("a.wav", "a_copy.wav", "a.flac")  # lossless, 44.1 kHz mono: the oldest
+    assert f"kept copy of its duplicates: {copy.canonical_path}" in copy.text()
     noisy = explain(spark, warehouse, str(library / "a_noisy.mp3")).text()
     assert "matches a" in noisy and "correlation" in noisy and "aligned landmarks" in noisy
 
