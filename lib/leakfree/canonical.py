@@ -26,7 +26,8 @@ log = logging.getLogger("leakfree")
 
 # Codecs that keep every sample (libsndfile subtypes); anything else was encoded lossily.
 _LOSSLESS_PREFIXES = ("PCM", "FLOAT", "DOUBLE", "ALAC")
-# An audio match with a file at least this much longer makes the shorter one its excerpt.
+# An audio match with a file holding at least this much more active audio makes the smaller
+# one its excerpt (active audio, so a copy padded with silence contains nothing more).
 EXCERPT_RATIO = 1.25
 
 
@@ -132,7 +133,6 @@ def build_clusters(spark: SparkSession, *, settings: GroupsConfig, warehouse: st
         "sample_rate",
         "channels",
         F.col("mtime").cast("double").alias("mtime"),
-        "duration_s",
     ).join(tables.live_features(spark, warehouse).select("file_id", "active_s"), "file_id", "left")
     members = clustered.join(sizes, "cluster_id").join(facts, "file_id")
     shared = members.where("cluster_size > 1").persist()
@@ -186,8 +186,9 @@ def build_clusters(spark: SparkSession, *, settings: GroupsConfig, warehouse: st
 
 
 def _excerpts(spark: SparkSession, warehouse: str, members: DataFrame) -> DataFrame:
-    """file_id, excerpt: members matched by audio inside a member at least EXCERPT_RATIO longer."""
-    durations = members.select("file_id", "cluster_id", "duration_s")
+    """file_id, excerpt: members matched by audio inside a member with EXCERPT_RATIO times
+    their active audio."""
+    durations = members.select("file_id", "cluster_id", F.coalesce("active_s", F.lit(0.0)))
     audio = tables.read(spark, warehouse, "pairs").where(F.col("method") == AUDIO).select("file_a", "file_b")
     both = audio.unionByName(audio.select(F.col("file_b").alias("file_a"), F.col("file_a").alias("file_b")))
     return (
