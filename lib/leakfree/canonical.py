@@ -11,6 +11,7 @@ is logged in `canonical_changes` with its reason.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -43,6 +44,15 @@ class Member:
     excerpt: bool  # matched inside a clearly longer member of its cluster
 
 
+# Active audio counts in steps of 10 %: a copy padded with silence or with faint noise
+# measures a few hundredths of a second more, which says nothing about the recording.
+_ACTIVE_STEP = math.log(1.1)
+
+
+def _active_step(member: Member) -> int:
+    return -math.floor(math.log(max(member.active_s, 1e-3)) / _ACTIVE_STEP)
+
+
 # Each criterion: how it ranks (smaller is better) and how it reads when it decides.
 CRITERIA = {
     "lossless": (lambda m: not m.lossless, lambda m, o: "lossless, where the other copies are lossy"),
@@ -52,7 +62,7 @@ CRITERIA = {
     ),
     "channels": (lambda m: -m.channels, lambda m, o: f"more channels ({m.channels} vs {o.channels})"),
     "active_audio": (
-        lambda m: -round(m.active_s, 2),
+        _active_step,
         lambda m, o: f"longer active audio ({m.active_s:.2f} s vs {o.active_s:.2f})",
     ),
     "oldest": (lambda m: m.mtime, lambda m, o: "the oldest copy"),

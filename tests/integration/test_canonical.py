@@ -37,7 +37,7 @@ def test_the_kept_copy_follows_the_order_and_stays_until_a_better_one_arrives(sp
     write_audio(lib / "a.mp3", a, RATE, **MP3_128K)
     longer = sound(2, 3.0)
     write_audio(lib / "b_long.wav", longer, RATE)
-    write_audio(lib / "b_trimmed.wav", longer[: int(2.6 * RATE)], RATE)
+    write_audio(lib / "b_trimmed.wav", longer[: int(2.5 * RATE)], RATE)
     whole = sound(3, 5.0)
     write_audio(lib / "c_whole.mp3", whole, RATE, **MP3_128K)
     write_audio(lib / "c_excerpt.wav", whole[RATE : int(2.5 * RATE)], RATE)
@@ -52,6 +52,8 @@ def test_the_kept_copy_follows_the_order_and_stays_until_a_better_one_arrives(sp
     assert "alone.wav" not in first
     reasons = {r.reason for r in tables.read(spark, cfg.warehouse.path, "clusters").where("canonical").collect()}
     assert "lossless, where the other copies are lossy" in reasons and "the only copy" in reasons
+    assert any(r.startswith("longer active audio") for r in reasons)
+    assert "the whole recording; the other copies are excerpts of it" in reasons
 
     out = tmp_path / "out"
     export_splits(spark, warehouse=cfg.warehouse.path, out=str(out), fmt="csv", relative=True, dedupe=True)
