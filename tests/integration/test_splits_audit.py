@@ -314,7 +314,7 @@ def test_incremental_runs_equal_a_full_run_on_the_final_library(spark, demo, fir
     write_audio(lib / "grown" / "engine_new_copy.flac", fresh_sound, 44100)
     samples, rate = sf.read(str(lib / demo["files"][0].rel_path))
     write_audio(lib / "grown" / "old_copy.flac", samples, rate)
-    run_stages(spark, cfg, list(STAGES), command="test", run_id="grown")  # a whole nightly run
+    run_stages(spark, cfg, list(STAGES), command="test", run_id="grown_more")  # a whole nightly run
     fresh = cfg.replace(warehouse=dataclasses.replace(cfg.warehouse, path=str(demo["root"] / "fresh")))
     run_stages(spark, fresh, detection, command="test", run_id="fresh")
     groups = partition(spark, cfg.warehouse.path)
