@@ -18,9 +18,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
-from leakfree.components import component_labels, oriented
 from leakfree.config import GroupsConfig
-from leakfree.edges import AUDIO, DUPLICATE_RELATIONS
+from leakfree.edges import AUDIO
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -118,20 +117,14 @@ CLUSTERS_SCHEMA = (
 CHANGES_SCHEMA = "run_id string, cluster_id bigint, from_file bigint, to_file bigint, reason string"
 
 
-def build_clusters(spark: SparkSession, *, settings: GroupsConfig, warehouse: str, run: RunLog) -> tuple[int, int]:
-    """The `clusters` table for the current groups, and the canonical changes of this run;
-    returns (clusters of two or more, canonical changes)."""
+def build_clusters(
+    spark: SparkSession, *, labels: DataFrame, settings: GroupsConfig, warehouse: str, run: RunLog
+) -> tuple[int, int]:
+    """The `clusters` table for the current groups, from the (node, label) components of
+    their joining duplicate links, and the canonical changes of this run; returns (clusters
+    of two or more, canonical changes)."""
     catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
     groups = tables.read(spark, warehouse, "groups").select("file_id", "group_id")
-    duplicates = tables.read(spark, warehouse, "links").where(
-        F.col("joins") & F.col("relation").isin(*DUPLICATE_RELATIONS)
-    )
-    labels = component_labels(
-        oriented(duplicates),
-        checkpoint_every=settings.checkpoint_every,
-        max_iterations=settings.max_iterations,
-        driver_max_edges=settings.driver_max_edges,
-    )
     clustered = groups.join(labels.withColumnRenamed("node", "file_id"), "file_id", "left").select(
         "file_id", "group_id", F.coalesce("label", "file_id").alias("cluster_id")
     )
@@ -148,6 +141,10 @@ def build_clusters(spark: SparkSession, *, settings: GroupsConfig, warehouse: st
     shared = members.where("cluster_size > 1").persist()
     excerpts = _excerpts(spark, warehouse, shared)
     previous = _previous(spark, warehouse)
+    canonical_in: dict[int, set[int]] = {}  # last run's cluster -> its canonical files
+    for file_id, (cluster_id, canonical) in previous.items():
+        if canonical:
+            canonical_in.setdefault(cluster_id, set()).add(file_id)
     rows, changes = [], []
     by_cluster: dict[int, list] = {}
     for r in shared.join(excerpts, "file_id", "left").collect():
@@ -167,8 +164,8 @@ def build_clusters(spark: SparkSession, *, settings: GroupsConfig, warehouse: st
             for r in rows_of
         ]
         ids = {m.file_id for m in cluster}
-        was_canonical = {f for f, (_, canonical) in previous.items() if canonical and f in ids}
-        was_canonical |= {f for f, (c, canonical) in previous.items() if canonical and c == cluster_id and f not in ids}
+        # Canonical last run: a member, or a file gone from the cluster that had this id.
+        was_canonical = {f for f in ids if previous.get(f, (None, False))[1]} | canonical_in.get(cluster_id, set())
         new = {f for f in ids if f not in previous}
         chosen, reason, replaced = choose(cluster, was_canonical, new, settings.canonical_order)
         if replaced is not None:

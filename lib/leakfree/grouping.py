@@ -258,7 +258,10 @@ def build_groups(
         _record_relations(spark, catalog, links, settings, stats.counters["files"], run)
         stats.counters["groups"] = tables.read(spark, warehouse, "groups").select("group_id").distinct().count()
         stats.counters["links_joining"] = joining.count()
-        clusters, changed = build_clusters(spark, settings=settings, warehouse=warehouse, run=run)
+        duplicate_labels = edge_components(joining.where(F.col("relation").isin(*DUPLICATE_RELATIONS)), settings)
+        clusters, changed = build_clusters(
+            spark, labels=duplicate_labels, settings=settings, warehouse=warehouse, run=run
+        )
         stats.counters["duplicate_clusters"] = clusters
         stats.counters["canonical_changes"] = changed
 
