@@ -1,19 +1,26 @@
 """The candidates stage: which files might be duplicates.
 
 LSH banding of every signature family (audio windows per landmark family, captions) and of
-the exact digests, one row per file pair with the sources that proposed it.
+the exact digests, and the nearest window shapes of every new file; one row per file pair
+with the sources that proposed it.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import reduce
+import math
+from collections.abc import Iterator
+from functools import partial, reduce
 
-from pyspark.sql import DataFrame, SparkSession
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
+    FloatType,
     IntegerType,
     LongType,
     StringType,
@@ -21,9 +28,9 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from leakfree import lsh, tables
+from leakfree import lsh, shapes, tables
 from leakfree.config import DedupConfig
-from leakfree.edges import AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
+from leakfree.edges import AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, SHAPE, TRIPLET
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -45,6 +52,21 @@ CANDIDATES_SCHEMA = StructType(
         StructField("verified", BooleanType()),
     ]
 )
+SHAPE_INDEX_SCHEMA = StructType(
+    [
+        StructField("file_id", LongType()),
+        StructField("content_sha256", StringType()),
+        StructField("shapes", BinaryType()),  # float16, windows x shapes.dimension
+    ]
+)
+NEIGHBOUR_SCHEMA = StructType(
+    [
+        StructField("query_file", LongType()),
+        StructField("window", IntegerType()),
+        StructField("file_id", LongType()),
+        StructField("similarity", FloatType()),
+    ]
+)
 # What identifies an LSH bucket in the band index.
 BUCKET = ["source", "band", "key"]
 
@@ -55,9 +77,10 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
     with run.stage("candidates") as stats:
         # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
         live = tables.live_features(spark, warehouse).select(
-            "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature"
+            "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature", "logmel", "logmel_bands"
         )
         tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
+        tables.ensure(spark, warehouse, "shape_index", SHAPE_INDEX_SCHEMA)
         # Every indexed file has exactly one exact_bytes row: reading those few rows is much
         # cheaper than a distinct over the whole index.
         indexed = (
@@ -106,7 +129,13 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .persist()
         )
         banded, oversized = _banded_pairs(touched, new_keys, settings.max_bucket)
-        proposed = banded.groupBy("file_a", "file_b").agg(F.sort_array(F.collect_set("source")).alias("sources"))
+        new_shapes = _shape_rows(pending, settings.shapes).persist()
+        nearest = _shape_pairs(spark, warehouse, new_shapes, settings.shapes)
+        proposed = (
+            banded.unionByName(nearest)
+            .groupBy("file_a", "file_b")
+            .agg(F.sort_array(F.collect_set("source")).alias("sources"))
+        )
         # Every proposed pair holds a file banded in this run, so a pair already there comes
         # from a killed run that proposed the same sources.
         tables.add_missing(
@@ -116,12 +145,14 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             ["file_a", "file_b"],
         )
         _record_oversized(spark, warehouse, oversized, run)
-        # Index last: a run killed before this point finds the same files pending again.
+        # Index last, the band index after the shapes: a run killed before this point finds
+        # the same files pending again.
+        tables.add_missing(new_shapes, warehouse, "shape_index", ["file_id", "content_sha256"])
         tables.append(new_keys, warehouse, "band_index")
         stats.counters["candidates_unverified"] = (
             tables.read(spark, warehouse, "candidates").where("NOT verified").count()
         )
-        for frame in (touched, new_keys, pending, indexed):
+        for frame in (touched, new_keys, new_shapes, pending, indexed):
             frame.unpersist()
 
 
@@ -163,6 +194,98 @@ def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.
     return reduce(DataFrame.unionByName, parts).select(*BAND_INDEX_SCHEMA.names)
 
 
+def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
+    """Shape index rows of the files with sound. A log-mel blob that does not divide into
+    its bands has no shapes here; the pairs stage reports it."""
+    dimension = shapes.dimension(params)
+
+    def compute(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            blobs = [
+                shapes.window_shapes(np.frombuffer(logmel, np.uint8).reshape(-1, bands), params).tobytes()
+                for logmel, bands in zip(
+                    batch.column("logmel").to_pylist(), batch.column("logmel_bands").to_pylist(), strict=True
+                )
+            ]
+            yield pa.record_batch(
+                [batch.column("file_id"), batch.column("content_sha256"), pa.array(blobs, pa.binary())],
+                names=SHAPE_INDEX_SCHEMA.names,
+            )
+
+    sound = files.where("flag IS NULL AND logmel_bands > 0 AND length(logmel) % logmel_bands = 0")
+    return (
+        sound.select("file_id", "content_sha256", "logmel", "logmel_bands")
+        .mapInArrow(compute, SHAPE_INDEX_SCHEMA)
+        .where(F.length("shapes") >= 2 * dimension)
+    )
+
+
+def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, params: shapes.ShapeParams) -> DataFrame:
+    """(file_a, file_b, source) for every new window's nearest windows of other files.
+
+    Both sides are cut into blocks of about `windows_per_block` windows; every pair of a
+    new block and an index block is one task, and the best `neighbors` per window are kept
+    across the blocks. A nightly run compares what it adds with everything indexed."""
+    indexed = tables.read(spark, warehouse, "shape_index").join(new_shapes.select("file_id"), "file_id", "left_anti")
+    library = indexed.unionByName(new_shapes)
+    queries = _blocks(new_shapes, params, "queries")
+    index = _blocks(library, params, "index")
+    tasks = queries.crossJoin(index)
+    found = tasks.repartition(max(1, tasks.count())).mapInArrow(
+        partial(_nearest_in_blocks, params=params), NEIGHBOUR_SCHEMA
+    )
+    best = Window.partitionBy("query_file", "window").orderBy(F.desc("similarity"), "file_id")
+    return (
+        found.withColumn("rank", F.row_number().over(best))
+        .where(F.col("rank") <= params.neighbors)
+        .select(
+            F.least("query_file", "file_id").alias("file_a"),
+            F.greatest("query_file", "file_id").alias("file_b"),
+            F.lit(SHAPE).alias("source"),
+        )
+        .distinct()
+    )
+
+
+def _blocks(rows: DataFrame, params: shapes.ShapeParams, name: str) -> DataFrame:
+    """One row per block of files: `name` holds the block's (file_id, shapes)."""
+    total = rows.agg(F.sum(F.length("shapes"))).first()[0] or 0
+    count = max(1, math.ceil(total / (2 * shapes.dimension(params)) / params.windows_per_block))
+    return (
+        rows.withColumn("block", F.pmod(F.xxhash64("file_id"), F.lit(count)))
+        .groupBy("block")
+        .agg(F.collect_list(F.struct("file_id", "shapes")).alias(name))
+        .select(name)
+    )
+
+
+def _nearest_in_blocks(batches: Iterator[pa.RecordBatch], params: shapes.ShapeParams) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        for queries, index in zip(batch.column("queries").to_pylist(), batch.column("index").to_pylist(), strict=True):
+            query_shapes, query_files, window = _stacked(queries, params)
+            index_shapes, index_files, _ = _stacked(index, params)
+            rows, cols, similarity = shapes.nearest(query_shapes, query_files, index_shapes, index_files, params)
+            yield pa.record_batch(
+                [
+                    pa.array(query_files[rows], pa.int64()),
+                    pa.array(window[rows], pa.int32()),
+                    pa.array(index_files[cols], pa.int64()),
+                    pa.array(similarity, pa.float32()),
+                ],
+                names=NEIGHBOUR_SCHEMA.names,
+            )
+
+
+def _stacked(files: list[dict], params: shapes.ShapeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All windows of a block in one matrix, each window's file, and its number in its file."""
+    dimension = shapes.dimension(params)
+    matrices = [np.frombuffer(f["shapes"], np.float16).reshape(-1, dimension) for f in files]
+    counts = np.array([len(m) for m in matrices], np.int64)
+    owners = np.repeat(np.array([f["file_id"] for f in files], np.int64), counts)
+    window = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.concatenate(matrices) if matrices else np.zeros((0, dimension), np.float16), owners, window
+
+
 def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: DataFrame) -> int:
     """Forget files that vanished or changed since they were indexed (`indexed`: file_id,
     content_sha256 of the band index): their band keys, candidates and edges. Returns how
@@ -172,10 +295,11 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
     if not stale_ids:
         return 0
     gone = spark.createDataFrame([(f,) for f in stale_ids], "file_id bigint")
-    for name in ("band_index", "candidates", "pairs"):
+    for name in ("band_index", "shape_index", "candidates", "pairs"):
         if not tables.exists(spark, warehouse, name):
             continue
-        condition = "t.file_id = s.file_id" if name == "band_index" else "t.file_a = s.file_id OR t.file_b = s.file_id"
+        by_file = "t.file_id = s.file_id"
+        condition = by_file if name.endswith("_index") else "t.file_a = s.file_id OR t.file_b = s.file_id"
         tables.delete_matching(spark, warehouse, name, gone, condition)
     return len(stale_ids)
 

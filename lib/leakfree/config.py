@@ -17,6 +17,7 @@ from typing import Any
 from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.errors import LeakfreeError
 from leakfree.fingerprint import FingerprintParams
+from leakfree.shapes import ShapeParams
 from leakfree.verify import VerifyParams
 
 
@@ -94,6 +95,7 @@ class DedupConfig:
     caption_threshold: float
     max_bucket: int
     pairs_per_task: int
+    shapes: ShapeParams
     verify: VerifyParams
 
 
@@ -277,6 +279,9 @@ RANGES: dict[str, Range] = {
     "dedup.*_threshold": POSITIVE_SHARE,
     "dedup.max_bucket": Range(2),
     "dedup.pairs_per_task": COUNT,
+    "dedup.shapes.*_db": POSITIVE,
+    "dedup.shapes.min_similarity": Range(-1, 1),
+    "dedup.shapes.*": COUNT,  # frames, bands, neighbours, windows
     "dedup.verify.*correlation": SHARE,
     "dedup.verify.*_share": SHARE,
     "dedup.verify.caption_min_jaccard": SHARE,

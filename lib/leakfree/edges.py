@@ -12,3 +12,7 @@ DUPLICATE_RELATIONS = (EXACT_BYTES, EXACT_PCM, AUDIO)
 # Landmark families, each with MinHash signatures of its own (features.segments.family).
 TRIPLET = "triplet"
 AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
+# Nearest window shapes (shapes.py): a source of candidates only, continuous where the
+# landmark families are exact.
+SHAPE = "shape"
+AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE)

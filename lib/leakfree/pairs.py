@@ -19,7 +19,7 @@ from pyspark.sql.types import StringType
 
 from leakfree import rowmap, tables
 from leakfree.config import DedupConfig
-from leakfree.edges import AUDIO, AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
+from leakfree.edges import AUDIO, AUDIO_SOURCES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
 from leakfree.fingerprint import FingerprintParams, mel_frequencies
 from leakfree.minhash import jaccard_estimate
 from leakfree.rowmap import with_errors
@@ -156,7 +156,7 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
                 "matched_s": seconds,
             }
         )
-    elif sources & {*AUDIO_FAMILIES, CAPTION}:
+    elif sources & {*AUDIO_SOURCES, CAPTION}:
         evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz, triplets_only=sources == {TRIPLET})
         if evidence is not None and evidence.verified(params):
             edges.append(

@@ -21,6 +21,7 @@ TABLES = (
     "catalog",
     "features",
     "band_index",
+    "shape_index",
     "candidates",
     "oversized_buckets",
     "pairs",
