@@ -93,6 +93,12 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         banded = stats.counters["files_banded"] = pending.count()
+        # Shaped apart from banding: a warehouse indexed before shapes existed has its files
+        # shaped (and compared) once, on the next run.
+        shaped = tables.read(spark, warehouse, "shape_index").select("file_id", "content_sha256")
+        new_shapes = _shape_rows(live.join(shaped, ["file_id", "content_sha256"], "left_anti"), settings.shapes)
+        new_shapes = new_shapes.persist()
+        stats.counters["files_shaped"] = new_shapes.count()
         bandings = {
             family: lsh.Banding.for_threshold(
                 settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
@@ -101,9 +107,10 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         }
         caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
         log.info(
-            "candidates: %d new or changed files, %d dropped; LSH bands x rows: landmarks %d x %d, triplets %d x %d, "
-            "captions %d x %d",
+            "candidates: %d new or changed files (%d shaped), %d dropped; LSH bands x rows: landmarks %d x %d, "
+            "triplets %d x %d, captions %d x %d",
             banded,
+            stats.counters["files_shaped"],
             dropped,
             bandings[AUDIO_FAMILIES[0]].bands,
             bandings[AUDIO_FAMILIES[0]].rows,
@@ -112,8 +119,8 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.bands,
             caption.rows,
         )
-        if banded == 0:
-            for frame in (pending, indexed):
+        if banded == 0 and stats.counters["files_shaped"] == 0:
+            for frame in (pending, indexed, new_shapes):
                 frame.unpersist()
             stats.counters["candidates_unverified"] = (
                 tables.read(spark, warehouse, "candidates").where("NOT verified").count()
@@ -129,15 +136,15 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .persist()
         )
         banded, oversized = _banded_pairs(touched, new_keys, settings.max_bucket)
-        new_shapes = _shape_rows(pending, settings.shapes).persist()
         nearest = _shape_pairs(spark, warehouse, new_shapes, settings.shapes)
         proposed = (
             banded.unionByName(nearest)
             .groupBy("file_a", "file_b")
             .agg(F.sort_array(F.collect_set("source")).alias("sources"))
         )
-        # Every proposed pair holds a file banded in this run, so a pair already there comes
-        # from a killed run that proposed the same sources.
+        # Every proposed pair holds a file banded or shaped in this run, so a pair already
+        # there comes from a killed run that proposed the same sources, or was proposed by
+        # the other kind before (a warehouse indexed before shapes existed) and verified.
         tables.add_missing(
             proposed.withColumn("verified", F.lit(False)).select(*CANDIDATES_SCHEMA.names),
             warehouse,
@@ -195,9 +202,9 @@ def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.
 
 
 def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
-    """Shape index rows of the files with sound. A log-mel blob that does not divide into
-    its bands has no shapes here; the pairs stage reports it."""
-    dimension = shapes.dimension(params)
+    """Shape index rows of the files with sound, one each, even with no window loud enough
+    (an empty blob), so it is not shaped again. A log-mel blob that does not divide into
+    its bands has no row; the pairs stage reports it."""
 
     def compute(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -213,23 +220,22 @@ def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
             )
 
     sound = files.where("flag IS NULL AND logmel_bands > 0 AND length(logmel) % logmel_bands = 0")
-    return (
-        sound.select("file_id", "content_sha256", "logmel", "logmel_bands")
-        .mapInArrow(compute, SHAPE_INDEX_SCHEMA)
-        .where(F.length("shapes") >= 2 * dimension)
-    )
+    return sound.select("file_id", "content_sha256", "logmel", "logmel_bands").mapInArrow(compute, SHAPE_INDEX_SCHEMA)
 
 
 def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, params: shapes.ShapeParams) -> DataFrame:
-    """(file_a, file_b, source) for every new window's nearest windows of other files.
+    """(file_a, file_b, source) for every window's nearest windows of other files.
 
     Both sides are cut into blocks of about `windows_per_block` windows; every pair of a
     new block and an index block is one task, and the best `neighbors` per window are kept
-    across the blocks. A nightly run compares what it adds with everything indexed."""
+    across the blocks. A new window ranks every indexed window, as a run over the whole
+    library would; an indexed window ranks the new ones, and keeps what it proposed on
+    earlier runs, so a nightly run proposes every pair a full run would (and may keep a
+    few that newer windows would have outranked)."""
     indexed = tables.read(spark, warehouse, "shape_index").join(new_shapes.select("file_id"), "file_id", "left_anti")
-    library = indexed.unionByName(new_shapes)
-    queries = _blocks(new_shapes, params, "queries")
-    index = _blocks(library, params, "index")
+    library = indexed.withColumn("new", F.lit(False)).unionByName(new_shapes.withColumn("new", F.lit(True)))
+    queries = _blocks(new_shapes.where(F.length("shapes") > 0), params, "queries")
+    index = _blocks(library.where(F.length("shapes") > 0), params, "index")
     tasks = queries.crossJoin(index)
     found = tasks.repartition(max(1, tasks.count())).mapInArrow(
         partial(_nearest_in_blocks, params=params), NEIGHBOUR_SCHEMA
@@ -248,42 +254,51 @@ def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, par
 
 
 def _blocks(rows: DataFrame, params: shapes.ShapeParams, name: str) -> DataFrame:
-    """One row per block of files: `name` holds the block's (file_id, shapes)."""
+    """One row per block of files: `name` holds the block's (file_id, shapes[, new])."""
     total = rows.agg(F.sum(F.length("shapes"))).first()[0] or 0
     count = max(1, math.ceil(total / (2 * shapes.dimension(params)) / params.windows_per_block))
+    fields = [c for c in ("file_id", "shapes", "new") if c in rows.columns]
     return (
         rows.withColumn("block", F.pmod(F.xxhash64("file_id"), F.lit(count)))
         .groupBy("block")
-        .agg(F.collect_list(F.struct("file_id", "shapes")).alias(name))
+        .agg(F.collect_list(F.struct(*fields)).alias(name))
         .select(name)
     )
 
 
 def _nearest_in_blocks(batches: Iterator[pa.RecordBatch], params: shapes.ShapeParams) -> Iterator[pa.RecordBatch]:
+    """Each new window's best index windows, and each indexed (not new) window's best new
+    windows, of one pair of blocks: (query_file, window) is the window that ranks."""
     for batch in batches:
         for queries, index in zip(batch.column("queries").to_pylist(), batch.column("index").to_pylist(), strict=True):
-            query_shapes, query_files, window = _stacked(queries, params)
-            index_shapes, index_files, _ = _stacked(index, params)
-            rows, cols, similarity = shapes.nearest(query_shapes, query_files, index_shapes, index_files, params)
+            query_shapes, query_files, query_window, _ = _stacked(queries, params)
+            index_shapes, index_files, index_window, new = _stacked(index, params)
+            old = ~new
+            similarity = shapes.similarities(query_shapes, query_files, index_shapes, index_files)
+            rows, cols, forward = shapes.best_in_rows(similarity, params)
+            back_rows, back_cols, backward = shapes.best_in_rows(similarity[:, old].T, params)
             yield pa.record_batch(
                 [
-                    pa.array(query_files[rows], pa.int64()),
-                    pa.array(window[rows], pa.int32()),
-                    pa.array(index_files[cols], pa.int64()),
-                    pa.array(similarity, pa.float32()),
+                    pa.array(np.concatenate([query_files[rows], index_files[old][back_rows]]), pa.int64()),
+                    pa.array(np.concatenate([query_window[rows], index_window[old][back_rows]]), pa.int32()),
+                    pa.array(np.concatenate([index_files[cols], query_files[back_cols]]), pa.int64()),
+                    pa.array(np.concatenate([forward, backward]), pa.float32()),
                 ],
                 names=NEIGHBOUR_SCHEMA.names,
             )
 
 
-def _stacked(files: list[dict], params: shapes.ShapeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All windows of a block in one matrix, each window's file, and its number in its file."""
+def _stacked(files: list[dict], params: shapes.ShapeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All windows of a block in one matrix, each window's file, its number in its file,
+    and whether its file is new in this run."""
     dimension = shapes.dimension(params)
     matrices = [np.frombuffer(f["shapes"], np.float16).reshape(-1, dimension) for f in files]
     counts = np.array([len(m) for m in matrices], np.int64)
     owners = np.repeat(np.array([f["file_id"] for f in files], np.int64), counts)
     window = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.concatenate(matrices) if matrices else np.zeros((0, dimension), np.float16), owners, window
+    new = np.repeat(np.array([f.get("new", True) for f in files], bool), counts)
+    matrix = np.concatenate(matrices) if matrices else np.zeros((0, dimension), np.float16)
+    return matrix, owners, window, new
 
 
 def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: DataFrame) -> int:

@@ -75,14 +75,27 @@ def nearest(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every query window, its `neighbors` most similar index windows of other files
     at `min_similarity` or more: (query row, index row, cosine) arrays."""
-    if len(queries) == 0 or len(index) == 0:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0, np.float32)
+    return best_in_rows(similarities(queries, query_files, index, index_files), params)
+
+
+def similarities(
+    queries: np.ndarray, query_files: np.ndarray, index: np.ndarray, index_files: np.ndarray
+) -> np.ndarray:
+    """Cosine of every query window with every index window; -inf within one file."""
     similarity = queries.astype(np.float32) @ index.astype(np.float32).T
     similarity[query_files[:, None] == index_files[None, :]] = -np.inf
-    k = min(params.neighbors, index.shape[0])
+    return similarity
+
+
+def best_in_rows(similarity: np.ndarray, params: ShapeParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, value) of every row's `neighbors` largest values of `min_similarity`
+    or more."""
+    if similarity.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    k = min(params.neighbors, similarity.shape[1])
     best = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    rows = np.repeat(np.arange(len(queries)), k)
+    rows = np.repeat(np.arange(similarity.shape[0]), k)
     cols = best.ravel()
     values = similarity[rows, cols]
     keep = values >= params.min_similarity

@@ -205,3 +205,46 @@ def test_explain_says_why_files_are_joined_in_words(spark, make_config, library)
     assert [link["relation"] for link in json.loads(shown.stdout)["chain"]] == ["caption", "audio"]
     missing = cli("nothing.wav")
     assert missing.returncode == 2 and "not a catalogued file" in missing.stderr
+
+
+def test_window_shapes_find_speed_and_pitch_changed_copies_added_on_a_later_night(spark, make_config, tmp_path):
+    import librosa
+    import soxr
+
+    lib = tmp_path / "night"
+    original = sound(11, 3.0)
+    write_audio(lib / "original.wav", original, RATE)
+    write_audio(lib / "other.wav", sound(12, 3.0), RATE)
+    write_audio(lib / "engine.wav", engine(np.random.default_rng(13), 3.0, RATE), RATE)
+    cfg = make_config(lib)
+    stages = ["catalog", "features", "candidates", "pairs"]
+    run_stages(spark, cfg, stages, command="test", run_id="first")
+    # 6 % faster (pitch and tempo together), and a semitone up at the same tempo.
+    write_audio(lib / "faster.wav", soxr.resample(original, RATE * 1.06, RATE), RATE)
+    write_audio(lib / "higher.wav", librosa.effects.pitch_shift(original, sr=RATE, n_steps=1), RATE)
+    run_stages(spark, cfg, stages, command="test", run_id="second")
+    run_stages(spark, cfg, stages, command="test", run_id="third")
+
+    names = name_of(spark, cfg)
+    sources = {
+        frozenset((names[c.file_a], names[c.file_b])): set(c.sources)
+        for c in tables.read(spark, cfg.warehouse.path, "candidates").collect()
+    }
+    edges = {
+        frozenset((names[p.file_a], names[p.file_b])): p
+        for p in tables.read(spark, cfg.warehouse.path, "pairs").where("method = 'audio'").collect()
+    }
+    for copy in ("faster.wav", "higher.wav"):
+        assert "shape" in sources[frozenset(("original.wav", copy))], sources
+        assert frozenset(("original.wav", copy)) in edges
+    faster = edges[frozenset(("original.wav", "faster.wav"))]
+    assert faster.time_scale != 1.0 or faster.freq_scale != 1.0  # the factor it matched at is kept
+    assert not any("engine.wav" in pair for pair in edges)
+    shaped = tables.read(spark, cfg.warehouse.path, "shape_index").collect()
+    assert sorted(names[r.file_id] for r in shaped) == sorted(names.values())  # one row per file
+    counters = {
+        r.run_id: next(s.counters for s in r.stages if s.stage == "candidates")
+        for r in tables.read(spark, cfg.warehouse.path, "runs").collect()
+    }
+    assert counters["first"]["files_shaped"] == 3 and counters["second"]["files_shaped"] == 2
+    assert counters["third"]["files_shaped"] == 0  # nothing new: nothing shaped again
