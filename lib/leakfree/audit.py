@@ -144,7 +144,7 @@ def audit_assignment(
     name: str,
     warehouse: str,
     settings: GroupsConfig,
-    run_id: str,
+    run: RunLog,
 ) -> list:
     """Write the `audit` summary and `audit_leaks` details for one assignment; returns the summary rows.
 
@@ -189,18 +189,18 @@ def audit_assignment(
             )
         )
         details.append(leaking.withColumn("kind", F.lit(kind)))
-    summary = reduce(DataFrame.unionByName, summaries).withColumns({"audit": F.lit(name), "run_id": F.lit(run_id)})
+    summary = reduce(DataFrame.unionByName, summaries).withColumns({"audit": F.lit(name), "run_id": F.lit(run.run_id)})
     condition = f"audit = {tables.sql_string(name)}"
     tables.ensure(spark, warehouse, "audit", summary.schema)
-    tables.replace_where(summary, warehouse, "audit", condition)
+    run.write(summary, "audit", where=condition)
     evidence = _direct_evidence(spark, warehouse, assigned)
     leaks = (
         reduce(DataFrame.unionByName, details)
         .join(evidence, ["file_id", "other_split", "kind"], "left")
-        .withColumns({"audit": F.lit(name), "run_id": F.lit(run_id)})
+        .withColumns({"audit": F.lit(name), "run_id": F.lit(run.run_id)})
     )
     tables.ensure(spark, warehouse, "audit_leaks", leaks.schema)
-    tables.replace_where(leaks, warehouse, "audit_leaks", condition)
+    run.write(leaks, "audit_leaks", where=condition)
     assigned.unpersist()
     return in_shown_order(tables.read(spark, warehouse, "audit").where(condition)).collect()
 
@@ -267,7 +267,7 @@ def build_audit(
                 name=name,
                 warehouse=warehouse,
                 settings=groups,
-                run_id=run.run_id,
+                run=run,
             )
             stats.counters[f"files_audited:{name}"] = assigned.count()
             stats.counters[f"leaking_files:{name}"] = sum(r.leaking_files for r in rows)

@@ -145,17 +145,12 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         # Every proposed pair holds a file banded or shaped in this run, so a pair already
         # there comes from a killed run that proposed the same sources, or was proposed by
         # the other kind before (a warehouse indexed before shapes existed) and verified.
-        tables.add_missing(
-            proposed.withColumn("verified", F.lit(False)).select(*CANDIDATES_SCHEMA.names),
-            warehouse,
-            "candidates",
-            ["file_a", "file_b"],
-        )
+        run.write(proposed.withColumn("verified", F.lit(False)).select(*CANDIDATES_SCHEMA.names), "candidates")
         _record_oversized(spark, warehouse, oversized, run)
         # Index last, the band index after the shapes: a run killed before this point finds
         # the same files pending again.
-        tables.add_missing(new_shapes, warehouse, "shape_index", ["file_id", "content_sha256"])
-        tables.append(new_keys, warehouse, "band_index")
+        run.write(new_shapes, "shape_index")
+        run.write(new_keys, "band_index")
         stats.counters["candidates_unverified"] = (
             tables.read(spark, warehouse, "candidates").where("NOT verified").count()
         )
@@ -325,7 +320,7 @@ def _record_oversized(spark: SparkSession, warehouse: str, oversized: DataFrame,
         return
     rows = spark.createDataFrame(buckets, oversized.schema).withColumn("run_id", F.lit(run.run_id))
     tables.ensure(spark, warehouse, "oversized_buckets", rows.schema)
-    run.write_rows(rows, "oversized_buckets")
+    run.write(rows, "oversized_buckets")
     for bucket in buckets:
         log.warning(
             "candidates: %s band %d holds %d files; paired as a star around file %d",

@@ -187,8 +187,8 @@ def build_clusters(
     # choices again and logs the same changes in their place.
     frame = spark.createDataFrame(changes, CHANGES_SCHEMA)
     tables.ensure(spark, warehouse, "canonical_changes", frame.schema)
-    run.write_rows(frame, "canonical_changes")
-    tables.overwrite(multi.unionByName(singles).withColumn("run_id", F.lit(run.run_id)), warehouse, "clusters")
+    run.write(frame, "canonical_changes")
+    run.write(multi.unionByName(singles).withColumn("run_id", F.lit(run.run_id)), "clusters")
     for _, cluster_id, old, new_id, why in changes:
         log.info("groups: cluster %d keeps %d instead of %d: %s", cluster_id, new_id, old, why)
     return len(by_cluster), len(changes)

@@ -162,7 +162,7 @@ def build_catalog(
             # Counted, compared with the table and written: built once.
             current = current.persist()
             run.changes.update(_changes(listed, known, read_ok))
-            tables.merge_snapshot(current, warehouse, "catalog", run_id=run.run_id, first_run_column="first_seen_run")
+            run.write(current, "catalog")
             problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
             errors = probed.errors.select("path", "error_class", "message")
             if problems:

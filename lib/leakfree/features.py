@@ -174,7 +174,7 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
             # these files fingerprinted and count none of them.
             stats.counters["files_fingerprinted"] = good.count()
             if pending:
-                tables.upsert(good, warehouse, "features", ["file_id"])
+                run.write(good, "features")
             stats.errors = run.record_errors(
                 "features", results.errors.select("path", "file_id", "error_class", "message")
             )

@@ -229,7 +229,7 @@ def build_groups(
         files = catalog.select("file_id")
         stats.counters["files"] = files.count()
         links = relation_links(spark, warehouse, catalog, settings, caption_column)
-        tables.overwrite(links.withColumn("run_id", F.lit(run.run_id)), warehouse, "links")
+        run.write(links.withColumn("run_id", F.lit(run.run_id)), "links")
         links = tables.read(spark, warehouse, "links")
         joining = links.where("joins")
         if not spark.sparkContext.getCheckpointDir():
@@ -254,7 +254,7 @@ def build_groups(
                 F.coalesce("joined_by", F.array().cast("array<string>")).alias("joined_by"),
             )
         )
-        tables.overwrite(result.withColumn("run_id", F.lit(run.run_id)), warehouse, "groups")
+        run.write(result.withColumn("run_id", F.lit(run.run_id)), "groups")
         _record_relations(spark, catalog, links, settings, stats.counters["files"], run)
         stats.counters["groups"] = tables.read(spark, warehouse, "groups").select("group_id").distinct().count()
         stats.counters["links_joining"] = joining.count()
@@ -330,4 +330,4 @@ def _record_relations(
         )
     frame = spark.createDataFrame(rows, RELATIONS_SCHEMA)
     tables.ensure(spark, run.warehouse, "relations", frame.schema)
-    run.write_rows(frame, "relations")
+    run.write(frame, "relations")

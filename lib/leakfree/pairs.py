@@ -11,7 +11,6 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -97,7 +96,7 @@ def build_pairs(
         ) as verified:
             edges = verified.good.withColumn("run_id", F.lit(run.run_id))
             # Verification is deterministic: an edge already there comes from a killed run.
-            tables.add_missing(edges, warehouse, "pairs", ["file_a", "file_b", "method"])
+            run.write(edges, "pairs")
             paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
             stats.errors = run.record_errors(
                 "pairs",
@@ -112,13 +111,7 @@ def build_pairs(
             )
         # Mark last: a run killed before this point verifies the same candidates again. A
         # candidate that failed is marked too: its error is recorded, retrying finds the same.
-        (
-            DeltaTable.forPath(spark, tables.table_path(warehouse, "candidates"))
-            .alias("t")
-            .merge(todo.alias("s"), "t.file_a = s.file_a AND t.file_b = s.file_b")
-            .whenMatchedUpdate(set={"verified": "true"})
-            .execute()
-        )
+        run.mark("candidates", todo, {"verified": "true"})
         stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
         todo.unpersist()
 

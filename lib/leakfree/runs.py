@@ -94,6 +94,8 @@ class RunLog:
     # Whether this run id has run before (a killed run started again with its --run-id):
     # only then can tables already hold rows of this run that must be replaced.
     resumed: bool = False
+    # The stage being run and the place in its write order it has reached (None between stages).
+    _writing: tuple[str, int] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         _upgrade_stage_counters(self.spark, self.warehouse)
@@ -115,7 +117,11 @@ class RunLog:
         stats = StageStats(name)
         log.info("%s: started", name)
         began = time.perf_counter()
-        yield stats
+        self._writing = (name, 0)
+        try:
+            yield stats
+        finally:
+            self._writing = None
         stats.seconds = round(time.perf_counter() - began, 3)
         # Kept in memory and written with the run's end (a Delta commit per stage would cost a
         # nightly run more than most of its stages); the log shows progress meanwhile.
@@ -136,17 +142,33 @@ class RunLog:
         count = rows.count()
         # No empty commit, unless an earlier attempt of this run may have errors to replace.
         if count or self.resumed:
-            self.write_rows(rows, "errors", f"stage = {tables.sql_string(stage)}")
+            self.write(rows, "errors", f"stage = {tables.sql_string(stage)}")
         return count
 
-    def write_rows(self, rows: DataFrame, name: str, where: str = "") -> None:
-        """Write this run's rows of `name` (a table with a run_id column, narrowed by `where`)
-        in one commit. A new run appends them; a resumed one replaces what it wrote before."""
-        if not self.resumed:
-            tables.append(rows, self.warehouse, name)
-            return
-        condition = " AND ".join(filter(None, [f"run_id = {tables.sql_string(self.run_id)}", where]))
-        tables.replace_where(rows, self.warehouse, name, condition)
+    def write(self, rows: DataFrame, name: str, where: str = "") -> None:
+        """Write `rows` to table `name` in one commit, as tables.REGISTRY says, in the
+        current stage's kill-safe order (tables.STAGE_WRITES)."""
+        self._in_order(name)
+        tables.write(rows, self.warehouse, name, run_id=self.run_id, resumed=self.resumed, where=where)
+
+    def mark(self, name: str, rows: DataFrame, values: dict[str, str]) -> None:
+        """Set `values` on the rows of `name` matching `rows` by its keys, in order as a write."""
+        self._in_order(name)
+        tables.mark(self.spark, self.warehouse, name, rows, values)
+
+    def _in_order(self, name: str) -> None:
+        """Refuse a write outside a stage, to a table the stage does not write, or before one
+        it wrote already, unless the stage repeats its order (tables.REPEATING_STAGES)."""
+        if self._writing is None:
+            raise RuntimeError(f"a write to {name} outside a stage")
+        stage, reached = self._writing
+        order = tables.STAGE_WRITES[stage]
+        if name not in order:
+            raise RuntimeError(f"the {stage} stage does not write {name} (tables.STAGE_WRITES)")
+        position = order.index(name)
+        if position < reached and not (position == 0 and stage in tables.REPEATING_STAGES):
+            raise RuntimeError(f"the {stage} stage writes {name} after {order[reached]}: out of its kill-safe order")
+        self._writing = (stage, position)
 
     def _write(self, status: str, message: str | None, ended_at: datetime | None) -> bool:
         row = Row(
@@ -160,7 +182,7 @@ class RunLog:
             stages=[Row(**asdict(s)) for s in self.stages],
             changes=dict(self.changes),
         )
-        return tables.upsert(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs", ["run_id"])
+        return tables.write(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs")
 
 
 def _upgrade_stage_counters(spark: SparkSession, warehouse: str) -> None:

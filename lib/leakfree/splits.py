@@ -47,8 +47,10 @@ def build_splits(
             [(r.file_id, paths[r.file_id], r.group_id, assignment[r.file_id], r.stratum) for r in rows],
             "file_id bigint, path string, group_id bigint, split string, stratum string",
         )
-        tables.merge_snapshot(result, warehouse, "splits", run_id=run.run_id, first_run_column="assigned_run")
+        # The moves first: a run killed before the splits are merged finds the same previous
+        # splits again and logs the same moves in their place.
         _record_moves(spark, warehouse, moves, run)
+        run.write(result, "splits")
         run.changes["moved_files"] = stats.counters["files_moved"] = len({m.file_id for m in moves})
         shares, off_target = balance(rows, assignment, settings)
         warnings += off_target
@@ -76,7 +78,7 @@ def _record_moves(spark: SparkSession, warehouse: str, moves: list[Move], run: R
     rows = [(run.run_id, m.file_id, m.group_id, m.from_split, m.to_split, m.reason) for m in moves]
     frame = spark.createDataFrame(rows, MOVES_SCHEMA)
     tables.ensure(spark, warehouse, "moves", frame.schema)
-    run.write_rows(frame, "moves")
+    run.write(frame, "moves")
 
 
 BALANCE_SCHEMA = (
@@ -89,7 +91,7 @@ def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], war
     note = "\n".join(warnings)
     frame = spark.createDataFrame([(run.run_id, *row, note) for row in table], BALANCE_SCHEMA)
     tables.ensure(spark, warehouse, "split_balance", frame.schema)
-    run.write_rows(frame, "split_balance")
+    run.write(frame, "split_balance")
 
 
 _EXPLAINED_GROUPS = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import reduce
 
 from delta.tables import DeltaTable
@@ -14,28 +15,75 @@ from pyspark.sql.types import StructType
 from leakfree import storage
 from leakfree.errors import LeakfreeError
 
-# Every table leakfree writes, in pipeline order.
-TABLES = (
-    "runs",
-    "errors",
-    "catalog",
-    "features",
-    "band_index",
-    "shape_index",
-    "candidates",
-    "oversized_buckets",
-    "pairs",
-    "links",
-    "relations",
-    "groups",
-    "clusters",
-    "canonical_changes",
-    "splits",
-    "moves",
-    "split_balance",
-    "audit",
-    "audit_leaks",
-)
+
+@dataclass(frozen=True)
+class Table:
+    """How one table is written: its `mode` (a key of WRITE_MODES) and the `keys` that
+    identify a row."""
+
+    name: str
+    mode: str
+    keys: tuple[str, ...] = ()
+    first_run_column: str = ""  # snapshot tables: the run that first wrote the row
+
+    def __post_init__(self) -> None:
+        if self.mode not in WRITE_MODES:
+            raise ValueError(f"table {self.name}: unknown write mode {self.mode!r}")
+
+
+WRITE_MODES = {
+    "upsert": "rows replace those with the same keys, others are added",
+    "run": "rows of this run (and of one stage, where several write it); a resumed run replaces what it wrote",
+    "snapshot": "the live state merged in: new rows inserted, changed ones updated, missing ones retired",
+    "add_missing": "rows with new keys are added; a row never changes once written",
+    "index": "appended, last in its stage: what it does not list is done again by a rerun",
+    "replace": "the whole table is this run's result",
+    "per_key": "the rows of one key value (one audit) replace those of the same value",
+}
+
+# Every table leakfree writes, in pipeline order, and how.
+REGISTRY: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("runs", "upsert", ("run_id",)),
+        Table("errors", "run", ("run_id", "stage")),
+        Table("catalog", "snapshot", ("file_id",), first_run_column="first_seen_run"),
+        Table("features", "upsert", ("file_id",)),
+        Table("band_index", "index", ("file_id", "source", "band")),
+        Table("shape_index", "add_missing", ("file_id", "content_sha256")),
+        Table("candidates", "add_missing", ("file_a", "file_b")),
+        Table("oversized_buckets", "run", ("run_id", "source", "band", "key")),
+        Table("pairs", "add_missing", ("file_a", "file_b", "method")),
+        Table("links", "replace", ("file_a", "file_b", "relation")),
+        Table("relations", "run", ("run_id", "relation")),
+        Table("groups", "replace", ("file_id",)),
+        Table("clusters", "replace", ("file_id",)),
+        Table("canonical_changes", "run", ("run_id", "cluster_id")),
+        Table("splits", "snapshot", ("file_id",), first_run_column="assigned_run"),
+        Table("moves", "run", ("run_id", "file_id")),
+        Table("split_balance", "run", ("run_id", "split")),
+        Table("audit", "per_key", ("audit", "kind", "from_split", "to_split")),
+        Table("audit_leaks", "per_key", ("audit", "kind", "file_id", "other_split")),
+    )
+}
+TABLES = tuple(REGISTRY)
+
+# The tables each stage writes, in the order that makes killing it at any point safe: what
+# marks work as done (an index, a verified flag, the new splits) comes after what the work
+# produced, so a rerun redoes it, and logs of changes (moves, canonical changes) come before
+# the state they change, so a rerun finds the same changes to log. RunLog.write refuses a
+# stage's write out of this order.
+STAGE_WRITES: dict[str, tuple[str, ...]] = {
+    "catalog": ("catalog", "errors"),
+    "features": ("features", "errors"),
+    "candidates": ("candidates", "oversized_buckets", "shape_index", "band_index"),
+    "pairs": ("pairs", "errors", "candidates"),
+    "groups": ("links", "groups", "relations", "canonical_changes", "clusters"),
+    "splits": ("moves", "splits", "split_balance"),
+    "audit": ("audit", "audit_leaks"),
+}
+# Stages that write their whole order once per item (the audit: once per assignment).
+REPEATING_STAGES = ("audit",)
 
 
 def table_path(warehouse: str, name: str) -> str:
@@ -94,6 +142,42 @@ def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -
         _append_evolving(spark.createDataFrame([], schema), warehouse, name)
     register(spark, warehouse, [name])
     return table
+
+
+def write(df: DataFrame, warehouse: str, name: str, *, run_id: str = "", resumed: bool = True, where: str = "") -> bool:
+    """Write `df` to table `name` in one commit, the way REGISTRY says. `run_id` and
+    `resumed` (whether this run id ran before) serve the run and snapshot modes, `where`
+    narrows a run's rows (one stage's errors) or names the key value of a per_key write.
+    Returns whether an upsert found any of its keys there already."""
+    table = REGISTRY[name]
+    if table.mode == "upsert":
+        return upsert(df, warehouse, name, list(table.keys))
+    if table.mode == "run" and not resumed:
+        append(df, warehouse, name)  # a new run has nothing to replace
+    elif table.mode == "run":
+        replace_where(df, warehouse, name, " AND ".join(filter(None, [f"run_id = {sql_string(run_id)}", where])))
+    elif table.mode == "per_key":
+        if not where:
+            raise ValueError(f"a write to {name} needs the key value it replaces")
+        replace_where(df, warehouse, name, where)
+    elif table.mode == "snapshot":
+        merge_snapshot(df, warehouse, name, run_id=run_id, first_run_column=table.first_run_column)
+    elif table.mode == "add_missing":
+        add_missing(df, warehouse, name, list(table.keys))
+    elif table.mode == "index":
+        append(df, warehouse, name)
+    else:
+        overwrite(df, warehouse, name)
+    return False
+
+
+def mark(spark: SparkSession, warehouse: str, name: str, rows: DataFrame, values: dict[str, str]) -> None:
+    """Set `values` (column: SQL expression) on the rows matching `rows` by the table's keys,
+    in one commit."""
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in REGISTRY[name].keys)
+    DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(rows.alias("s"), on).whenMatchedUpdate(
+        set=values
+    ).execute()
 
 
 def delete_matching(spark: SparkSession, warehouse: str, name: str, keys: DataFrame, condition: str) -> None:
