@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 import json
 import logging
-import re
 import sys
 from typing import Any
 
-from leakfree.config import Config, parse_override
+from leakfree.config import Config, parse_override, to_toml
 from leakfree.errors import LeakfreeError
 
 log = logging.getLogger("leakfree")
@@ -380,31 +379,6 @@ def format_table(columns: list[str], rows: list[list[Any]]) -> str:
 def cmd_show_config(args: argparse.Namespace) -> int:
     print(to_toml(load_config(args).to_dict()))
     return 0
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict)]
-    tables_ = [(k, v) for k, v in data.items() if isinstance(v, dict)]
-    lines = [f"[{prefix}]"] if prefix and scalars else []
-    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
-    for key, value in tables_:
-        block = to_toml(value, f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key))
-        lines += ["", block] if lines else [block]
-    return "\n".join(lines)
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
 import tomllib
 import typing
 from dataclasses import dataclass
@@ -16,9 +17,7 @@ from typing import Any
 
 from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.errors import LeakfreeError
-from leakfree.fingerprint import FingerprintParams
-from leakfree.shapes import ShapeParams
-from leakfree.verify import VerifyParams
+from leakfree.params import FingerprintParams, ShapeParams, VerifyParams
 
 
 class ConfigError(LeakfreeError):
@@ -410,3 +409,29 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
     if kind in (int, float):
         _check_range(name, value)
     return value
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """The config tree (`Config.to_dict()`) as TOML that `Config.from_toml` reads back."""
+    scalars = [(k, v) for k, v in data.items() if not isinstance(v, dict)]
+    tables_ = [(k, v) for k, v in data.items() if isinstance(v, dict)]
+    lines = [f"[{prefix}]"] if prefix and scalars else []
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
+    for key, value in tables_:
+        block = to_toml(value, f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key))
+        lines += ["", block] if lines else [block]
+    return "\n".join(lines)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)

@@ -3,7 +3,7 @@
 libsndfile quietly shortens a truncated WAV or Ogg file to what is there, so a cut-off
 download would pass as a shorter, valid recording. These checks compare what the container
 promises with what the file holds. (FLAC and MP3-with-Xing truncation shows up as a failed
-read of the last frames, which probe.py tries for every file.)
+read of the last frames, which the catalog's probe tries for every file.)
 """
 
 from __future__ import annotations

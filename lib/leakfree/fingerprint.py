@@ -25,52 +25,11 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d
 
+from leakfree.params import FingerprintParams, PeakParams, TripletParams
+
 _EPS = 1e-10
 _NOWHERE = -1.0  # below any power: what lies outside the spectrogram
 _LOWEST_PEAK_BIN = 3  # below ~45 Hz at 8 kHz: rumble and DC, unstable across codecs
-
-
-@dataclass(frozen=True)
-class PeakParams:
-    neighborhood: tuple[int, int]  # frames x bins a peak must dominate
-    rel_db: float  # how far below the loudest frame nearby a peak may be
-    fan_out: int  # partners per anchor peak
-    min_dt: int  # frames between anchor and partner: 0 pairs peaks of the same frame
-    max_dt: int
-    max_df: int  # bins between anchor and partner
-    dt_quant: int  # frames per time-distance step in the hash
-
-
-@dataclass(frozen=True)
-class TripletParams:
-    fan_out: int  # partners per anchor peak; every two of them make a triplet with it
-    min_dt: int  # frames from the anchor to a partner
-    max_dt: int
-    max_octaves: float  # partners within this many octaves of the anchor
-    ratio_steps: int  # steps per octave of the partners' frequencies relative to the anchor
-    anchor_steps: int  # steps per octave of the anchor's own frequency, which a speed change shifts
-    time_steps: int  # steps of the nearer partner's share of the farther one's time distance
-    distance_steps: int  # steps per octave of the farther partner's time distance, which a speed change scales
-
-
-@dataclass(frozen=True)
-class FingerprintParams:
-    n_fft: int
-    hop: int
-    floor_db: float  # absolute level below which nothing counts as sound
-    active_rel_db: float  # frames this far below the loudest frame are silence
-    min_active_frames: int  # fewer active frames than this: near-empty, no fingerprint
-    sparse: PeakParams
-    dense: PeakParams
-    strong: PeakParams
-    triplets: TripletParams
-    dense_below_active_s: float  # files with less active audio also get the dense and strong families
-    dense_below_hashes: int  # ...and so do files with fewer sparse hashes than this
-    event_gap_frames: int  # silence at least this long separates two sounds in one file
-    mel_bands: int
-    mel_every: int  # keep every n-th frame for the verifier's log-mel matrix
-    mel_fmin: float
-    mel_fmax: float
 
 
 @dataclass(frozen=True)

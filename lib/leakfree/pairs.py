@@ -19,11 +19,12 @@ from pyspark.sql.types import StringType
 from leakfree import rowmap, tables
 from leakfree.config import DedupConfig
 from leakfree.edges import AUDIO, AUDIO_SOURCES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
-from leakfree.fingerprint import FingerprintParams, mel_frequencies
+from leakfree.fingerprint import mel_frequencies
 from leakfree.minhash import jaccard_estimate
+from leakfree.params import FingerprintParams, VerifyParams
 from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
-from leakfree.verify import VerifyParams, audio_evidence
+from leakfree.verify import audio_evidence
 
 log = logging.getLogger("leakfree")
 

@@ -17,25 +17,11 @@ above a similarity of 0.8 proposed 2 % of them and found 0.92 of the planted pai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from leakfree.fingerprint import dequantize_logmel
-
-
-@dataclass(frozen=True)
-class ShapeParams:
-    window_frames: int  # log-mel frames per window
-    hop_frames: int  # log-mel frames between window starts
-    bands: int  # the log-mel bands are averaged into this many
-    modulations: int  # lowest envelope modulation frequencies kept per band
-    range_db: float  # levels this far below the window's loudest are all the same
-    silence_db: float  # windows whose loudest frame is this far below the file's are skipped
-    neighbors: int  # nearest windows of other files proposed per window
-    min_similarity: float  # cosine a neighbour needs to be proposed
-    windows_per_block: int  # windows compared in one Spark task, per side
+from leakfree.params import ShapeParams
 
 
 def window_shapes(logmel: np.ndarray, params: ShapeParams) -> np.ndarray:

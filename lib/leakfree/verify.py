@@ -18,31 +18,7 @@ import scipy.fft
 from scipy.ndimage import uniform_filter1d
 
 from leakfree.fingerprint import dequantize_logmel, event_spans, set_similarity
-
-
-@dataclass(frozen=True)
-class VerifyParams:
-    min_correlation: float  # mean frame correlation at the best offset
-    min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation
-    sure_correlation: float  # a correlation that needs no hash backing
-    many_aligned_hashes: int  # this many aligned hashes...
-    weak_correlation: float  # ...make do with this correlation
-    min_aligned_share: float  # a share of the smaller file's landmarks aligned that needs no correlation...
-    min_share_hashes: int  # ...when that share is at least this many hashes
-    min_share_span_s: float  # ...spread over at least this much of the sound
-    share_min_correlation: float  # ...at a correlation of at least this
-    min_overlap_share: float  # of the shorter file's active frames inside the overlap
-    min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
-    active_rel_db: float  # log-mel frames this far below the loudest of their sound are silence
-    quiet_floor_db: float  # frames this far below the file's loudest are silence anyway...
-    gap_frames: int  # ...and this many of them in a row separate two sounds
-    local_mean_frames: int  # window over which each band's level is normalised
-    offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
-    max_scale_change: float  # time and frequency scales searched: 1 +- this
-    scale_step: float  # step of the time scales tried
-    min_triplet_votes: int  # triplet hashes agreeing on one time scale and offset...
-    min_vote_share: float  # ...and at least this share of all matching triplets
-    caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
+from leakfree.params import VerifyParams
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import tomllib
 
-from leakfree.cli import to_toml
-from leakfree.config import Config
+from leakfree.config import Config, to_toml
 
 
 def test_show_config_prints_toml_that_loads_back(tmp_path):
@@ -13,3 +12,12 @@ def test_show_config_prints_toml_that_loads_back(tmp_path):
     path.write_text(text)
     assert Config.from_toml(path) == cfg
     assert tomllib.loads(text)["spark"]["conf"]["spark.sql.shuffle.partitions"] == "16"
+
+
+def test_the_cli_loads_without_scipy_or_spark():
+    import subprocess
+    import sys
+
+    code = "import sys, leakfree.cli; print(sorted(m for m in ('scipy', 'pyspark', 'librosa') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"  # `leakfree --help` answers at once

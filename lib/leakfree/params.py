@@ -1,0 +1,88 @@
+"""The settings of the numpy cores (fingerprints, window shapes, the verifier), apart from
+the cores themselves: the config tree holds them, and reading a config (`leakfree --help`)
+need not load scipy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PeakParams:
+    neighborhood: tuple[int, int]  # frames x bins a peak must dominate
+    rel_db: float  # how far below the loudest frame nearby a peak may be
+    fan_out: int  # partners per anchor peak
+    min_dt: int  # frames between anchor and partner: 0 pairs peaks of the same frame
+    max_dt: int
+    max_df: int  # bins between anchor and partner
+    dt_quant: int  # frames per time-distance step in the hash
+
+
+@dataclass(frozen=True)
+class TripletParams:
+    fan_out: int  # partners per anchor peak; every two of them make a triplet with it
+    min_dt: int  # frames from the anchor to a partner
+    max_dt: int
+    max_octaves: float  # partners within this many octaves of the anchor
+    ratio_steps: int  # steps per octave of the partners' frequencies relative to the anchor
+    anchor_steps: int  # steps per octave of the anchor's own frequency, which a speed change shifts
+    time_steps: int  # steps of the nearer partner's share of the farther one's time distance
+    distance_steps: int  # steps per octave of the farther partner's time distance, which a speed change scales
+
+
+@dataclass(frozen=True)
+class FingerprintParams:
+    n_fft: int
+    hop: int
+    floor_db: float  # absolute level below which nothing counts as sound
+    active_rel_db: float  # frames this far below the loudest frame are silence
+    min_active_frames: int  # fewer active frames than this: near-empty, no fingerprint
+    sparse: PeakParams
+    dense: PeakParams
+    strong: PeakParams
+    triplets: TripletParams
+    dense_below_active_s: float  # files with less active audio also get the dense and strong families
+    dense_below_hashes: int  # ...and so do files with fewer sparse hashes than this
+    event_gap_frames: int  # silence at least this long separates two sounds in one file
+    mel_bands: int
+    mel_every: int  # keep every n-th frame for the verifier's log-mel matrix
+    mel_fmin: float
+    mel_fmax: float
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    min_correlation: float  # mean frame correlation at the best offset
+    min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation
+    sure_correlation: float  # a correlation that needs no hash backing
+    many_aligned_hashes: int  # this many aligned hashes...
+    weak_correlation: float  # ...make do with this correlation
+    min_aligned_share: float  # a share of the smaller file's landmarks aligned that needs no correlation...
+    min_share_hashes: int  # ...when that share is at least this many hashes
+    min_share_span_s: float  # ...spread over at least this much of the sound
+    share_min_correlation: float  # ...at a correlation of at least this
+    min_overlap_share: float  # of the shorter file's active frames inside the overlap
+    min_overlap_frames: int  # absolute floor, so two clicks do not match on one frame
+    active_rel_db: float  # log-mel frames this far below the loudest of their sound are silence
+    quiet_floor_db: float  # frames this far below the file's loudest are silence anyway...
+    gap_frames: int  # ...and this many of them in a row separate two sounds
+    local_mean_frames: int  # window over which each band's level is normalised
+    offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
+    max_scale_change: float  # time and frequency scales searched: 1 +- this
+    scale_step: float  # step of the time scales tried
+    min_triplet_votes: int  # triplet hashes agreeing on one time scale and offset...
+    min_vote_share: float  # ...and at least this share of all matching triplets
+    caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    window_frames: int  # log-mel frames per window
+    hop_frames: int  # log-mel frames between window starts
+    bands: int  # the log-mel bands are averaged into this many
+    modulations: int  # lowest envelope modulation frequencies kept per band
+    range_db: float  # levels this far below the window's loudest are all the same
+    silence_db: float  # windows whose loudest frame is this far below the file's are skipped
+    neighbors: int  # nearest windows of other files proposed per window
+    min_similarity: float  # cosine a neighbour needs to be proposed
+    windows_per_block: int  # windows compared in one Spark task, per side
