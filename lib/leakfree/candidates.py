@@ -17,13 +17,9 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
-    BinaryType,
-    BooleanType,
     FloatType,
     IntegerType,
     LongType,
-    StringType,
     StructField,
     StructType,
 )
@@ -35,30 +31,6 @@ from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
 
-BAND_INDEX_SCHEMA = StructType(
-    [
-        StructField("file_id", LongType()),
-        StructField("content_sha256", StringType()),
-        StructField("source", StringType()),
-        StructField("band", IntegerType()),
-        StructField("key", LongType()),
-    ]
-)
-CANDIDATES_SCHEMA = StructType(
-    [
-        StructField("file_a", LongType()),
-        StructField("file_b", LongType()),
-        StructField("sources", ArrayType(StringType())),
-        StructField("verified", BooleanType()),
-    ]
-)
-SHAPE_INDEX_SCHEMA = StructType(
-    [
-        StructField("file_id", LongType()),
-        StructField("content_sha256", StringType()),
-        StructField("shapes", BinaryType()),  # float16, windows x shapes.dimension
-    ]
-)
 NEIGHBOUR_SCHEMA = StructType(
     [
         StructField("query_file", LongType()),
@@ -79,8 +51,8 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         live = tables.live_features(spark, warehouse).select(
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature", "logmel", "logmel_bands"
         )
-        tables.ensure(spark, warehouse, "band_index", BAND_INDEX_SCHEMA)
-        tables.ensure(spark, warehouse, "shape_index", SHAPE_INDEX_SCHEMA)
+        tables.ensure(spark, warehouse, "band_index")
+        tables.ensure(spark, warehouse, "shape_index")
         # Every indexed file has exactly one exact_bytes row: reading those few rows is much
         # cheaper than a distinct over the whole index.
         indexed = (
@@ -90,7 +62,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .persist()
         )
         dropped = drop_stale(spark, warehouse, indexed, live)
-        tables.ensure(spark, warehouse, "candidates", CANDIDATES_SCHEMA)
+        tables.ensure(spark, warehouse, "candidates")
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         banded = stats.counters["files_banded"] = pending.count()
         # Shaped apart from banding: a warehouse indexed before shapes existed has its files
@@ -145,7 +117,9 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         # Every proposed pair holds a file banded or shaped in this run, so a pair already
         # there comes from a killed run that proposed the same sources, or was proposed by
         # the other kind before (a warehouse indexed before shapes existed) and verified.
-        run.write(proposed.withColumn("verified", F.lit(False)).select(*CANDIDATES_SCHEMA.names), "candidates")
+        run.write(
+            proposed.withColumn("verified", F.lit(False)).select(*tables.schema("candidates").names), "candidates"
+        )
         _record_oversized(spark, warehouse, oversized, run)
         # Index last, the band index after the shapes: a run killed before this point finds
         # the same files pending again.
@@ -193,7 +167,7 @@ def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.
                 F.xxhash64(digest).alias("key"),
             )
         )
-    return reduce(DataFrame.unionByName, parts).select(*BAND_INDEX_SCHEMA.names)
+    return reduce(DataFrame.unionByName, parts).select(*tables.schema("band_index").names)
 
 
 def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
@@ -211,11 +185,13 @@ def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
             ]
             yield pa.record_batch(
                 [batch.column("file_id"), batch.column("content_sha256"), pa.array(blobs, pa.binary())],
-                names=SHAPE_INDEX_SCHEMA.names,
+                names=tables.schema("shape_index").names,
             )
 
     sound = files.where("flag IS NULL AND logmel_bands > 0 AND length(logmel) % logmel_bands = 0")
-    return sound.select("file_id", "content_sha256", "logmel", "logmel_bands").mapInArrow(compute, SHAPE_INDEX_SCHEMA)
+    return sound.select("file_id", "content_sha256", "logmel", "logmel_bands").mapInArrow(
+        compute, tables.spark_schema("shape_index")
+    )
 
 
 def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, params: shapes.ShapeParams) -> DataFrame:

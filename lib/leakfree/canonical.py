@@ -111,12 +111,6 @@ def choose(
     return best.file_id, why, None
 
 
-CLUSTERS_SCHEMA = (
-    "file_id bigint, group_id bigint, cluster_id bigint, cluster_size bigint, canonical boolean, reason string"
-)
-CHANGES_SCHEMA = "run_id string, cluster_id bigint, from_file bigint, to_file bigint, reason string"
-
-
 def build_clusters(
     spark: SparkSession, *, labels: DataFrame, settings: GroupsConfig, warehouse: str, run: RunLog
 ) -> tuple[int, int]:
@@ -174,7 +168,7 @@ def build_clusters(
             copy_reason = reason if r.file_id == chosen else f"a copy of {chosen}"
             rows.append((r.file_id, r.group_id, cluster_id, r.cluster_size, r.file_id == chosen, copy_reason))
     shared.unpersist()
-    multi = spark.createDataFrame(rows, CLUSTERS_SCHEMA)
+    multi = spark.createDataFrame(rows, tables.spark_schema("clusters", without=("run_id",)))
     singles = members.where("cluster_size = 1").select(
         "file_id",
         "group_id",
@@ -185,8 +179,8 @@ def build_clusters(
     )
     # The changes first: a run killed before the clusters are written finds the same previous
     # choices again and logs the same changes in their place.
-    frame = spark.createDataFrame(changes, CHANGES_SCHEMA)
-    tables.ensure(spark, warehouse, "canonical_changes", frame.schema)
+    frame = spark.createDataFrame(changes, tables.spark_schema("canonical_changes"))
+    tables.ensure(spark, warehouse, "canonical_changes")
     run.write(frame, "canonical_changes")
     run.write(multi.unionByName(singles).withColumn("run_id", F.lit(run.run_id)), "clusters")
     for _, cluster_id, old, new_id, why in changes:

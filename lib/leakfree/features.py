@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
 
 from leakfree import rowmap, tables
 from leakfree.config import FeaturesConfig
@@ -29,28 +28,7 @@ from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
 
-SEGMENT_TYPE = pa.struct([("family", pa.string()), ("start_s", pa.float64()), ("signature", pa.binary())])
-FEATURES_SCHEMA = pa.schema(
-    [
-        ("file_id", pa.int64()),
-        ("content_sha256", pa.string()),
-        ("pcm_sha256", pa.string()),
-        ("decoded_s", pa.float64()),
-        ("capped", pa.bool_()),
-        ("flag", pa.string()),
-        ("active_s", pa.float64()),
-        ("hop_s", pa.float64()),
-        ("hashes", pa.list_(pa.int32())),
-        ("times", pa.list_(pa.int32())),
-        ("triplet_hashes", pa.list_(pa.int32())),
-        ("triplet_points", pa.list_(pa.int32())),
-        ("segments", pa.list_(SEGMENT_TYPE)),
-        ("caption_signature", pa.binary()),
-        ("logmel", pa.binary()),
-        ("logmel_bands", pa.int32()),
-        ("logmel_hop_s", pa.float64()),
-    ]
-)
+FEATURES_SCHEMA = tables.schema("features")
 # Landmark hashes use 25 bits; bit 30 marks the dense family in the stored hash list.
 DENSE_TAG = np.uint32(1 << 30)
 RESULT_SCHEMA = with_errors(*FEATURES_SCHEMA, ("path", pa.string()))
@@ -133,7 +111,7 @@ def forget_older_fingerprints(spark: SparkSession, warehouse: str) -> None:
     their features rows go, and so do their band index rows, so that the candidates stage
     bands them again, triplets included. Their verified edges stay. The index rows go
     first: a run killed in between finds the same old features on its rerun."""
-    tables.ensure(spark, warehouse, "features", from_arrow_schema(FEATURES_SCHEMA))
+    tables.ensure(spark, warehouse, "features")
     old = tables.read(spark, warehouse, "features").where("triplet_hashes IS NULL").select("file_id").persist()
     count = old.count()
     if count:

@@ -30,10 +30,6 @@ from leakfree.runs import RunLog
 log = logging.getLogger("leakfree")
 
 CAPTION_LINKS_SCHEMA = "file_a bigint, file_b bigint, relation string, evidence string, specific boolean"
-RELATIONS_SCHEMA = (
-    "run_id string, relation string, kind string, role string, links bigint, joining bigint, "
-    "largest_value string, largest_files bigint, largest_share double, coarse boolean, note string"
-)
 
 
 DUPLICATE_KIND = "duplicate"  # the leak kind of every duplicate method
@@ -328,6 +324,6 @@ def _record_relations(
                 note,
             )
         )
-    frame = spark.createDataFrame(rows, RELATIONS_SCHEMA)
-    tables.ensure(spark, run.warehouse, "relations", frame.schema)
+    frame = spark.createDataFrame(rows, tables.spark_schema("relations"))
+    tables.ensure(spark, run.warehouse, "relations")
     run.write(frame, "relations")

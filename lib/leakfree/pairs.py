@@ -13,8 +13,6 @@ import numpy as np
 import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.pandas.types import from_arrow_schema
-from pyspark.sql.types import StringType
 
 from leakfree import rowmap, tables
 from leakfree.config import DedupConfig
@@ -28,25 +26,8 @@ from leakfree.verify import audio_evidence
 
 log = logging.getLogger("leakfree")
 
-PAIR_SCHEMA = pa.schema(
-    [
-        ("file_a", pa.int64()),
-        ("file_b", pa.int64()),
-        ("method", pa.string()),
-        ("correlation", pa.float64()),
-        ("offset_s", pa.float64()),
-        ("overlap_s", pa.float64()),
-        ("jaccard", pa.float64()),
-        ("containment", pa.float64()),
-        ("aligned_hashes", pa.int32()),
-        ("matched_s", pa.float64()),
-        ("aligned_share", pa.float64()),
-        ("time_scale", pa.float64()),
-        ("freq_scale", pa.float64()),
-        ("triplet_votes", pa.int32()),
-        ("caption_jaccard", pa.float64()),
-    ]
-)
+# A verified edge, before the run that found it is added.
+PAIR_SCHEMA = pa.schema([f for f in tables.schema("pairs") if f.name != "run_id"])
 VERIFIED_SCHEMA = with_errors(*PAIR_SCHEMA)
 _SIDE_COLUMNS = (
     "hashes",
@@ -69,7 +50,7 @@ def build_pairs(
 ) -> None:
     """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
     with run.stage("pairs") as stats:
-        tables.ensure(spark, warehouse, "pairs", from_arrow_schema(PAIR_SCHEMA).add("run_id", StringType()))
+        tables.ensure(spark, warehouse, "pairs")
         todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
         todo = todo.persist()
         count = stats.counters["pairs_verified"] = todo.count()

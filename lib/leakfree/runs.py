@@ -12,54 +12,10 @@ from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    ArrayType,
-    DoubleType,
-    LongType,
-    MapType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from leakfree import tables
 
 log = logging.getLogger("leakfree")
-
-# Each stage's counters are named for what they count (files_read, pairs_verified, ...), so
-# a nightly history reads the same in SQL for every stage: stages[i].counters['files_read'].
-STAGE_SCHEMA = StructType(
-    [
-        StructField("stage", StringType(), True),
-        StructField("counters", MapType(StringType(), LongType()), True),
-        StructField("errors", LongType(), True),
-        StructField("seconds", DoubleType(), True),
-    ]
-)
-RUNS_SCHEMA = StructType(
-    [
-        StructField("run_id", StringType(), False),
-        StructField("command", StringType(), True),
-        StructField("status", StringType(), True),
-        StructField("message", StringType(), True),
-        StructField("started_at", TimestampType(), True),
-        StructField("ended_at", TimestampType(), True),
-        StructField("config_digest", StringType(), True),
-        StructField("stages", ArrayType(STAGE_SCHEMA), True),
-        StructField("changes", MapType(StringType(), LongType()), True),
-    ]
-)
-ERRORS_SCHEMA = StructType(
-    [
-        StructField("run_id", StringType(), False),
-        StructField("stage", StringType(), True),
-        StructField("path", StringType(), True),
-        StructField("file_id", LongType(), True),
-        StructField("error_class", StringType(), False),
-        StructField("message", StringType(), True),
-    ]
-)
 
 
 def new_run_id() -> str:
@@ -99,8 +55,8 @@ class RunLog:
 
     def start(self) -> None:
         _upgrade_stage_counters(self.spark, self.warehouse)
-        tables.ensure(self.spark, self.warehouse, "runs", RUNS_SCHEMA)
-        tables.ensure(self.spark, self.warehouse, "errors", ERRORS_SCHEMA)
+        tables.ensure(self.spark, self.warehouse, "runs")
+        tables.ensure(self.spark, self.warehouse, "errors")
         self.resumed = self._write("running", None, None)
         log.info("run %s started (warehouse %s)", self.run_id, tables.table_path(self.warehouse, ""))
 
@@ -182,7 +138,7 @@ class RunLog:
             stages=[Row(**asdict(s)) for s in self.stages],
             changes=dict(self.changes),
         )
-        return tables.write(self.spark.createDataFrame([row], RUNS_SCHEMA), self.warehouse, "runs")
+        return tables.write(self.spark.createDataFrame([row], tables.spark_schema("runs")), self.warehouse, "runs")
 
 
 def _upgrade_stage_counters(spark: SparkSession, warehouse: str) -> None:
@@ -202,7 +158,7 @@ def _upgrade_stage_counters(spark: SparkSession, warehouse: str) -> None:
             s["seconds"].alias("seconds"),
         ),
     )
-    upgraded = old.withColumn("stages", stages).select(*RUNS_SCHEMA.fieldNames()).localCheckpoint()
+    upgraded = old.withColumn("stages", stages).select(*tables.schema("runs").names).localCheckpoint()
     log.info("runs: moving the stage counters of %d older runs into named counters", upgraded.count())
     upgraded.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
         tables.table_path(warehouse, "runs")

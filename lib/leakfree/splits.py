@@ -71,26 +71,17 @@ def _previous(spark: SparkSession, warehouse: str) -> DataFrame:
     )
 
 
-MOVES_SCHEMA = "run_id string, file_id bigint, group_id bigint, from_split string, to_split string, reason string"
-
-
 def _record_moves(spark: SparkSession, warehouse: str, moves: list[Move], run: RunLog) -> None:
     rows = [(run.run_id, m.file_id, m.group_id, m.from_split, m.to_split, m.reason) for m in moves]
-    frame = spark.createDataFrame(rows, MOVES_SCHEMA)
-    tables.ensure(spark, warehouse, "moves", frame.schema)
+    frame = spark.createDataFrame(rows, tables.spark_schema("moves"))
+    tables.ensure(spark, warehouse, "moves")
     run.write(frame, "moves")
-
-
-BALANCE_SCHEMA = (
-    "run_id string, split string, files bigint, seconds double, file_share double, "
-    "duration_share double, target double, warnings string"
-)
 
 
 def _record_balance(spark: SparkSession, warehouse: str, table: list[tuple], warnings: list[str], run: RunLog) -> None:
     note = "\n".join(warnings)
-    frame = spark.createDataFrame([(run.run_id, *row, note) for row in table], BALANCE_SCHEMA)
-    tables.ensure(spark, warehouse, "split_balance", frame.schema)
+    frame = spark.createDataFrame([(run.run_id, *row, note) for row in table], tables.spark_schema("split_balance"))
+    tables.ensure(spark, warehouse, "split_balance")
     run.write(frame, "split_balance")
 
 

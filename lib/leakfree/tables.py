@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import reduce
 
+import pyarrow as pa
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
 from leakfree import storage
@@ -25,6 +27,9 @@ class Table:
     mode: str
     keys: tuple[str, ...] = ()
     first_run_column: str = ""  # snapshot tables: the run that first wrote the row
+    # The columns, where they are fixed; None where the stage's frame decides them (the
+    # catalog's sidecar columns, the groups' and audits' derived columns).
+    schema: pa.Schema | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in WRITE_MODES:
@@ -41,27 +46,170 @@ WRITE_MODES = {
     "per_key": "the rows of one key value (one audit) replace those of the same value",
 }
 
+
+_COUNTS = pa.map_(pa.string(), pa.int64())
+_MOMENT = pa.timestamp("us", tz="UTC")
+# Each stage's counters are named for what they count (files_read, pairs_verified, ...), so
+# a nightly history reads the same in SQL for every stage: stages[i].counters['files_read'].
+_STAGE = pa.struct([("stage", pa.string()), ("counters", _COUNTS), ("errors", pa.int64()), ("seconds", pa.float64())])
+_SEGMENT = pa.struct([("family", pa.string()), ("start_s", pa.float64()), ("signature", pa.binary())])
+_RUNS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        ("command", pa.string()),
+        ("status", pa.string()),
+        ("message", pa.string()),
+        ("started_at", _MOMENT),
+        ("ended_at", _MOMENT),
+        ("config_digest", pa.string()),
+        ("stages", pa.list_(_STAGE)),
+        ("changes", _COUNTS),
+    ]
+)
+_ERRORS = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        ("stage", pa.string()),
+        ("path", pa.string()),
+        ("file_id", pa.int64()),
+        pa.field("error_class", pa.string(), nullable=False),
+        ("message", pa.string()),
+    ]
+)
+_FEATURES = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("content_sha256", pa.string()),
+        ("pcm_sha256", pa.string()),
+        ("decoded_s", pa.float64()),
+        ("capped", pa.bool_()),
+        ("flag", pa.string()),
+        ("active_s", pa.float64()),
+        ("hop_s", pa.float64()),
+        ("hashes", pa.list_(pa.int32())),
+        ("times", pa.list_(pa.int32())),
+        ("triplet_hashes", pa.list_(pa.int32())),
+        ("triplet_points", pa.list_(pa.int32())),
+        ("segments", pa.list_(_SEGMENT)),
+        ("caption_signature", pa.binary()),
+        ("logmel", pa.binary()),
+        ("logmel_bands", pa.int32()),
+        ("logmel_hop_s", pa.float64()),
+    ]
+)
+_BAND_INDEX = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("content_sha256", pa.string()),
+        ("source", pa.string()),
+        ("band", pa.int32()),
+        ("key", pa.int64()),
+    ]
+)
+# shapes: float16, windows x shapes.dimension.
+_SHAPE_INDEX = pa.schema([("file_id", pa.int64()), ("content_sha256", pa.string()), ("shapes", pa.binary())])
+_CANDIDATES = pa.schema(
+    [("file_a", pa.int64()), ("file_b", pa.int64()), ("sources", pa.list_(pa.string())), ("verified", pa.bool_())]
+)
+_PAIRS = pa.schema(
+    [
+        ("file_a", pa.int64()),
+        ("file_b", pa.int64()),
+        ("method", pa.string()),
+        ("correlation", pa.float64()),
+        ("offset_s", pa.float64()),
+        ("overlap_s", pa.float64()),
+        ("jaccard", pa.float64()),
+        ("containment", pa.float64()),
+        ("aligned_hashes", pa.int32()),
+        ("matched_s", pa.float64()),
+        ("aligned_share", pa.float64()),
+        ("time_scale", pa.float64()),
+        ("freq_scale", pa.float64()),
+        ("triplet_votes", pa.int32()),
+        ("caption_jaccard", pa.float64()),
+        ("run_id", pa.string()),
+    ]
+)
+_RELATIONS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("relation", pa.string()),
+        ("kind", pa.string()),
+        ("role", pa.string()),
+        ("links", pa.int64()),
+        ("joining", pa.int64()),
+        ("largest_value", pa.string()),
+        ("largest_files", pa.int64()),
+        ("largest_share", pa.float64()),
+        ("coarse", pa.bool_()),
+        ("note", pa.string()),
+    ]
+)
+_CLUSTERS = pa.schema(
+    [
+        ("file_id", pa.int64()),
+        ("group_id", pa.int64()),
+        ("cluster_id", pa.int64()),
+        ("cluster_size", pa.int64()),
+        ("canonical", pa.bool_()),
+        ("reason", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+_CANONICAL_CHANGES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("cluster_id", pa.int64()),
+        ("from_file", pa.int64()),
+        ("to_file", pa.int64()),
+        ("reason", pa.string()),
+    ]
+)
+_MOVES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("file_id", pa.int64()),
+        ("group_id", pa.int64()),
+        ("from_split", pa.string()),
+        ("to_split", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+_SPLIT_BALANCE = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("split", pa.string()),
+        ("files", pa.int64()),
+        ("seconds", pa.float64()),
+        ("file_share", pa.float64()),
+        ("duration_share", pa.float64()),
+        ("target", pa.float64()),
+        ("warnings", pa.string()),
+    ]
+)
+
 # Every table leakfree writes, in pipeline order, and how.
 REGISTRY: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("runs", "upsert", ("run_id",)),
-        Table("errors", "run", ("run_id", "stage")),
+        Table("runs", "upsert", ("run_id",), schema=_RUNS),
+        Table("errors", "run", ("run_id", "stage"), schema=_ERRORS),
         Table("catalog", "snapshot", ("file_id",), first_run_column="first_seen_run"),
-        Table("features", "upsert", ("file_id",)),
-        Table("band_index", "index", ("file_id", "source", "band")),
-        Table("shape_index", "add_missing", ("file_id", "content_sha256")),
-        Table("candidates", "add_missing", ("file_a", "file_b")),
+        Table("features", "upsert", ("file_id",), schema=_FEATURES),
+        Table("band_index", "index", ("file_id", "source", "band"), schema=_BAND_INDEX),
+        Table("shape_index", "add_missing", ("file_id", "content_sha256"), schema=_SHAPE_INDEX),
+        Table("candidates", "add_missing", ("file_a", "file_b"), schema=_CANDIDATES),
         Table("oversized_buckets", "run", ("run_id", "source", "band", "key")),
-        Table("pairs", "add_missing", ("file_a", "file_b", "method")),
+        Table("pairs", "add_missing", ("file_a", "file_b", "method"), schema=_PAIRS),
         Table("links", "replace", ("file_a", "file_b", "relation")),
-        Table("relations", "run", ("run_id", "relation")),
+        Table("relations", "run", ("run_id", "relation"), schema=_RELATIONS),
         Table("groups", "replace", ("file_id",)),
-        Table("clusters", "replace", ("file_id",)),
-        Table("canonical_changes", "run", ("run_id", "cluster_id")),
+        Table("clusters", "replace", ("file_id",), schema=_CLUSTERS),
+        Table("canonical_changes", "run", ("run_id", "cluster_id"), schema=_CANONICAL_CHANGES),
         Table("splits", "snapshot", ("file_id",), first_run_column="assigned_run"),
-        Table("moves", "run", ("run_id", "file_id")),
-        Table("split_balance", "run", ("run_id", "split")),
+        Table("moves", "run", ("run_id", "file_id"), schema=_MOVES),
+        Table("split_balance", "run", ("run_id", "split"), schema=_SPLIT_BALANCE),
         Table("audit", "per_key", ("audit", "kind", "from_split", "to_split")),
         Table("audit_leaks", "per_key", ("audit", "kind", "file_id", "other_split")),
     )
@@ -84,6 +232,21 @@ STAGE_WRITES: dict[str, tuple[str, ...]] = {
 }
 # Stages that write their whole order once per item (the audit: once per assignment).
 REPEATING_STAGES = ("audit",)
+
+
+def schema(name: str) -> pa.Schema:
+    """The columns of a table whose columns are fixed (REGISTRY)."""
+    fixed = REGISTRY[name].schema
+    if fixed is None:
+        raise ValueError(f"the {name} table's columns follow its stage's frame")
+    return fixed
+
+
+def spark_schema(name: str, *, without: tuple[str, ...] = ()) -> StructType:
+    """A fixed table's columns as Spark declares them, less `without` (e.g. the run_id a
+    stage adds last)."""
+    fixed = schema(name)
+    return from_arrow_schema(pa.schema([f for f in fixed if f.name not in without]))
 
 
 def table_path(warehouse: str, name: str) -> str:
@@ -131,15 +294,16 @@ def clear_aborted_creation(spark: SparkSession, warehouse: str, name: str) -> No
     fs.delete(log_dir, True)
 
 
-def ensure(spark: SparkSession, warehouse: str, name: str, schema: StructType) -> DeltaTable:
-    """The table, created empty with `schema` if it is not there yet, and registered; a
-    table written by an older leakfree gains the columns of `schema` it lacks (null in its
-    old rows)."""
+def ensure(spark: SparkSession, warehouse: str, name: str, columns: StructType | None = None) -> DeltaTable:
+    """The table, created empty with `columns` (by default its registered schema) if it is
+    not there yet, and registered; a table written by an older leakfree gains the columns it
+    lacks (null in its old rows)."""
+    columns = columns or spark_schema(name)
     path = table_path(warehouse, name)
     clear_aborted_creation(spark, warehouse, name)
-    table = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
-    if set(schema.fieldNames()) - set(table.toDF().columns):
-        _append_evolving(spark.createDataFrame([], schema), warehouse, name)
+    table = DeltaTable.createIfNotExists(spark).location(path).addColumns(columns).execute()
+    if set(columns.fieldNames()) - set(table.toDF().columns):
+        _append_evolving(spark.createDataFrame([], columns), warehouse, name)
     register(spark, warehouse, [name])
     return table
 

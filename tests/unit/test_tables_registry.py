@@ -51,3 +51,18 @@ def test_a_stage_writes_in_its_kill_safe_order(stage, writes, refused):
         else:
             with pytest.raises(RuntimeError, match=refused):
                 run._in_order(writes[-1])
+
+
+def test_fixed_schemas_are_declared_once_and_read_by_their_stages():
+    from leakfree.features import FEATURES_SCHEMA
+    from leakfree.pairs import PAIR_SCHEMA
+
+    fixed = [name for name, table in tables.REGISTRY.items() if table.schema is not None]
+    assert {"runs", "errors", "features", "band_index", "shape_index", "candidates", "pairs"} <= set(fixed)
+    for name in fixed:
+        assert tables.spark_schema(name).fieldNames() == tables.schema(name).names
+    assert FEATURES_SCHEMA is tables.schema("features")
+    assert [*PAIR_SCHEMA.names, "run_id"] == tables.schema("pairs").names
+    assert "run_id" not in tables.spark_schema("clusters", without=("run_id",)).fieldNames()
+    with pytest.raises(ValueError, match="follow its stage"):
+        tables.schema("catalog")  # the sidecar's columns vary
