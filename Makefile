@@ -16,7 +16,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 # librosa compiles with numba on first use; cache the machine code between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: help setup jars run test test-cluster test-faults browser check bench clean
+.PHONY: help setup jars run test test-nights test-cluster test-faults browser check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench: setup ## benchmarks (quality and speed on ../shared/corpus, the stress co
 	$(BIN)/python bench/canonical_bench.py
 	$(BIN)/python bench/rescan_bench.py
 	$(BIN)/python bench/scaling_bench.py
+
+test-nights: setup ## several nightly runs over a growing library (rescans, incremental = full run, kept copies)
+	$(BIN)/pytest -m nights tests/integration
 
 test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
 	$(BIN)/pytest -m cluster tests/cluster

@@ -12,7 +12,7 @@ from leakfree.demo import MP3_128K, bell, engine, footsteps, write_audio
 from leakfree.export import export_splits
 from leakfree.pipeline import run_stages
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.nights]
 RATE = 44100
 UP_TO_SPLITS = ["catalog", "features", "candidates", "pairs", "groups", "splits"]
 

@@ -207,6 +207,7 @@ def test_explain_says_why_files_are_joined_in_words(spark, make_config, library)
     assert missing.returncode == 2 and "not a catalogued file" in missing.stderr
 
 
+@pytest.mark.nights
 def test_window_shapes_find_speed_and_pitch_changed_copies_added_on_a_later_night(spark, make_config, tmp_path):
     import librosa
     import soxr

@@ -298,6 +298,7 @@ def partition(spark, warehouse: str) -> set[frozenset[str]]:
     return {frozenset(m) for m in members.values()}
 
 
+@pytest.mark.nights
 def test_incremental_runs_equal_a_full_run_on_the_final_library(spark, demo, first_run):
     import dataclasses
 
