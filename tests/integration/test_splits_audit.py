@@ -203,6 +203,7 @@ def test_report_shows_a_few_members_of_a_large_group(spark, demo, first_run, tmp
         assert "<td>audio</td>" not in group  # no edge has both ends among one shown file
 
 
+@pytest.mark.nights
 def test_growing_the_library_moves_nothing_and_merges_are_logged(spark, demo, first_run):
     cfg, lib = demo["cfg"], demo["lib"]
     before = current_splits(spark, cfg)
