@@ -56,14 +56,6 @@ def dimension(params: ShapeParams) -> int:
     return params.bands * (1 + params.modulations)
 
 
-def nearest(
-    queries: np.ndarray, query_files: np.ndarray, index: np.ndarray, index_files: np.ndarray, params: ShapeParams
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every query window, its `neighbors` most similar index windows of other files
-    at `min_similarity` or more: (query row, index row, cosine) arrays."""
-    return best_in_rows(similarities(queries, query_files, index, index_files), params)
-
-
 def similarities(
     queries: np.ndarray, query_files: np.ndarray, index: np.ndarray, index_files: np.ndarray
 ) -> np.ndarray:

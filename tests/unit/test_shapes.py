@@ -8,10 +8,14 @@ import pytest
 
 from leakfree.demo import add_noise
 from leakfree.fingerprint import fingerprint
-from leakfree.shapes import dimension, nearest, window_shapes
+from leakfree.shapes import best_in_rows, dimension, similarities, window_shapes
 from tests.unit.test_verify import MEL, RATE, SETTINGS, faster, sound
 
 PARAMS = SETTINGS.dedup.shapes
+
+
+def nearest(queries, query_files, index, index_files, params):
+    return best_in_rows(similarities(queries, query_files, index, index_files), params)
 
 
 def shapes_of(x: np.ndarray) -> np.ndarray:
