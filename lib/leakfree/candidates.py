@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
+    BooleanType,
     FloatType,
     IntegerType,
     LongType,
@@ -37,6 +38,8 @@ NEIGHBOUR_SCHEMA = StructType(
         StructField("window", IntegerType()),
         StructField("file_id", LongType()),
         StructField("similarity", FloatType()),
+        # Whether the window that ranks (query_file, window) is a query's or an index window.
+        StructField("forward", BooleanType()),
     ]
 )
 # What identifies an LSH bucket in the band index.
@@ -68,16 +71,10 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         # Shaped apart from banding: a warehouse indexed before shapes existed has its files
         # shaped (and compared) once, on the next run.
         shaped = tables.read(spark, warehouse, "shape_index").select("file_id", "content_sha256")
-        new_shapes = _shape_rows(live.join(shaped, ["file_id", "content_sha256"], "left_anti"), settings.shapes)
+        new_shapes = shape_rows(live.join(shaped, ["file_id", "content_sha256"], "left_anti"), settings.shapes)
         new_shapes = new_shapes.persist()
         stats.counters["files_shaped"] = new_shapes.count()
-        bandings = {
-            family: lsh.Banding.for_threshold(
-                settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
-            )
-            for family in AUDIO_FAMILIES
-        }
-        caption = lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
+        bandings, caption = bandings_for(settings, num_perm)
         log.info(
             "candidates: %d new or changed files (%d shaped), %d dropped; LSH bands x rows: landmarks %d x %d, "
             "triplets %d x %d, captions %d x %d",
@@ -98,7 +95,7 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
                 tables.read(spark, warehouse, "candidates").where("NOT verified").count()
             )
             return  # nothing new: the index and the candidates stand
-        new_keys = _band_rows(pending, bandings, caption).persist()
+        new_keys = band_rows(pending, bandings, caption).persist()
         # Only buckets a new file falls in can make new pairs: a semi-join on the few new keys
         # keeps a nightly run from shuffling the whole index, and persisting its result from
         # scanning the index again for the oversized buckets.
@@ -141,7 +138,18 @@ def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> t
     return lsh.keyed_pairs(rows, BUCKET, max_bucket=max_bucket, carry=["source"])
 
 
-def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.Banding) -> DataFrame:
+def bandings_for(settings: DedupConfig, num_perm: int) -> tuple[dict[str, lsh.Banding], lsh.Banding]:
+    """The LSH banding of each audio family, and of captions."""
+    audio = {
+        family: lsh.Banding.for_threshold(
+            settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
+        )
+        for family in AUDIO_FAMILIES
+    }
+    return audio, lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
+
+
+def band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.Banding) -> DataFrame:
     """Index rows of `files`: the band keys of every signature (audio windows per family,
     captions) and one bucket per digest (the same bytes, the same decoded PCM), so exact
     copies pair up through the same shuffle. Every file has a content digest, so every file
@@ -170,7 +178,7 @@ def _band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.
     return reduce(DataFrame.unionByName, parts).select(*tables.schema("band_index").names)
 
 
-def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
+def shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
     """Shape index rows of the files with sound, one each, even with no window loud enough
     (an empty blob), so it is not shaped again. A log-mel blob that does not divide into
     its bands has no row; the pairs stage reports it."""
@@ -195,30 +203,46 @@ def _shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
 
 
 def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, params: shapes.ShapeParams) -> DataFrame:
-    """(file_a, file_b, source) for every window's nearest windows of other files.
-
-    Both sides are cut into blocks of about `windows_per_block` windows; every pair of a
-    new block and an index block is one task, and the best `neighbors` per window are kept
-    across the blocks. A new window ranks every indexed window, as a run over the whole
-    library would; an indexed window ranks the new ones, and keeps what it proposed on
-    earlier runs, so a nightly run proposes every pair a full run would (and may keep a
-    few that newer windows would have outranked)."""
+    """(file_a, file_b, source) for every window's nearest windows of other files: new
+    files against the whole index (themselves included)."""
     indexed = tables.read(spark, warehouse, "shape_index").join(new_shapes.select("file_id"), "file_id", "left_anti")
     library = indexed.withColumn("new", F.lit(False)).unionByName(new_shapes.withColumn("new", F.lit(True)))
-    queries = _blocks(new_shapes.where(F.length("shapes") > 0), params, "queries")
-    index = _blocks(library.where(F.length("shapes") > 0), params, "index")
-    tasks = queries.crossJoin(index)
+    return (
+        nearest_pairs(new_shapes, library, params)
+        .select(
+            F.least("query_file", "index_file").alias("file_a"),
+            F.greatest("query_file", "index_file").alias("file_b"),
+            F.lit(SHAPE).alias("source"),
+        )
+        .distinct()
+    )
+
+
+def nearest_pairs(queries: DataFrame, index: DataFrame, params: shapes.ShapeParams) -> DataFrame:
+    """(query_file, index_file) for every window's nearest windows of other files, between
+    `queries` and `index` (shape rows; `index` says which of its files are `new`, i.e. among
+    the queries).
+
+    Both sides are cut into blocks of about `windows_per_block` windows; every pair of a
+    query block and an index block is one task, and the best `neighbors` per window are
+    kept across the blocks. A query window ranks every index window, as a run over the whole
+    library would; an index window that is not new ranks the queries, and keeps what it
+    proposed on earlier runs, so a nightly run proposes every pair a full run would (and may
+    keep a few that newer windows would have outranked)."""
+    query_blocks = _blocks(queries.where(F.length("shapes") > 0), params, "queries")
+    index_blocks = _blocks(index.where(F.length("shapes") > 0), params, "index")
+    tasks = query_blocks.crossJoin(index_blocks)
     found = tasks.repartition(max(1, tasks.count())).mapInArrow(
         partial(_nearest_in_blocks, params=params), NEIGHBOUR_SCHEMA
     )
     best = Window.partitionBy("query_file", "window").orderBy(F.desc("similarity"), "file_id")
+    forward = F.col("forward")
     return (
         found.withColumn("rank", F.row_number().over(best))
         .where(F.col("rank") <= params.neighbors)
         .select(
-            F.least("query_file", "file_id").alias("file_a"),
-            F.greatest("query_file", "file_id").alias("file_b"),
-            F.lit(SHAPE).alias("source"),
+            F.when(forward, F.col("query_file")).otherwise(F.col("file_id")).alias("query_file"),
+            F.when(forward, F.col("file_id")).otherwise(F.col("query_file")).alias("index_file"),
         )
         .distinct()
     )
@@ -254,6 +278,7 @@ def _nearest_in_blocks(batches: Iterator[pa.RecordBatch], params: shapes.ShapePa
                     pa.array(np.concatenate([query_window[rows], index_window[old][back_rows]]), pa.int32()),
                     pa.array(np.concatenate([index_files[cols], query_files[back_cols]]), pa.int64()),
                     pa.array(np.concatenate([forward, backward]), pa.float32()),
+                    pa.array(np.arange(len(rows) + len(back_rows)) < len(rows), pa.bool_()),
                 ],
                 names=NEIGHBOUR_SCHEMA.names,
             )

@@ -12,6 +12,8 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -128,63 +130,87 @@ def build_catalog(
         stats.counters["files_listed"] = listing.files.num_rows
         log.info("catalog: %d audio files listed under %d root(s)", listing.files.num_rows, len(library.roots))
 
-        known = _known_facts(spark, warehouse)
-        unchanged = listed.join(known, ["path", "size", "mtime"], "inner")
-        to_read = listed.join(known.select("path", "size", "mtime"), ["path", "size", "mtime"], "left_anti")
-        pending = to_read.count()
-        limits = ProbeLimits(settings.read_chunk_bytes, settings.max_sample_rate, settings.max_channels)
-        log.info("catalog: reading %d new or changed files", pending)
-        with rowmap.map_rows(
-            to_read.select("path", "size"),
-            count=pending,
-            per_task=settings.files_per_task,
-            keys=("path",),
-            make_work=partial(_probe_work, limits),
-            schema=PROBE_SCHEMA,
-            error_class="corrupt",
-        ) as probed:
-            read_ok = to_read.join(probed.good, "path")
-            current = unchanged.unionByName(read_ok)
+        known = known_facts(spark, warehouse, "catalog")
+        with probed_files(listed, known, settings) as probed:
+            current, read_ok = probed.current, probed.read_ok
             metadata_problems: list[tuple[str, str, str]] = []
             if library.metadata:
-                sidecar = read_sidecar(library.metadata, RESERVED_COLUMNS)
-                metadata_problems = list(sidecar.problems)
-                meta = spark.createDataFrame(sidecar.table)
-                for safe, original in sidecar.original_names.items():
-                    meta = meta.withMetadata(safe, {"comment": f"sidecar column {original!r}"})
-                orphans = meta.join(listed, "path", "left_anti").select("path").collect()
-                metadata_problems += [
-                    (r.path, "metadata_orphan", "named in the metadata sidecar, not found in the library")
-                    for r in orphans
-                ]
-                current = current.join(meta, "path", "left")
+                current, metadata_problems = with_sidecar(current, listed, library.metadata, "the library")
 
             # Counted, compared with the table and written: built once.
             current = current.persist()
             run.changes.update(_changes(listed, known, read_ok))
             run.write(current, "catalog")
             problems = [(p.path, p.error_class, p.message) for p in listing.problems] + metadata_problems
-            errors = probed.errors.select("path", "error_class", "message")
+            errors = probed.errors
             if problems:
                 errors = errors.unionByName(
                     spark.createDataFrame(problems, "path string, error_class string, message string")
                 )
             stats.errors = run.record_errors("catalog", errors.withColumn("file_id", file_id()))
-            stats.counters["files_read"] = pending
+            stats.counters["files_read"] = probed.pending
             stats.counters["files_catalogued"] = tables.read(spark, warehouse, "catalog").where("NOT retired").count()
             current.unpersist()
+
+
+def with_sidecar(
+    current: DataFrame, listed: DataFrame, location: str, where: str
+) -> tuple[DataFrame, list[tuple[str, str, str]]]:
+    """`current` with the sidecar's columns, and its problems (path, error_class, message),
+    among them the paths it names that are not listed (`where`: what was listed)."""
+    sidecar = read_sidecar(location, RESERVED_COLUMNS)
+    problems = list(sidecar.problems)
+    meta = current.sparkSession.createDataFrame(sidecar.table)
+    for safe, original in sidecar.original_names.items():
+        meta = meta.withMetadata(safe, {"comment": f"sidecar column {original!r}"})
+    orphans = meta.join(listed, "path", "left_anti").select("path").collect()
+    problems += [(r.path, "metadata_orphan", f"named in the metadata sidecar, not found in {where}") for r in orphans]
+    return current.join(meta, "path", "left"), problems
+
+
+@dataclass(frozen=True)
+class Probed:
+    current: DataFrame  # every listed file that can be used, with its facts
+    read_ok: DataFrame  # those read in this run
+    errors: DataFrame  # path, error_class, message of the files that cannot be used
+    pending: int  # how many files were read
+
+
+@contextmanager
+def probed_files(listed: DataFrame, known: DataFrame, settings: CatalogConfig) -> Iterator[Probed]:
+    """The `listed` files with their facts: taken from `known` where the file, its size and
+    its modification time are unchanged, read on the executors for the others."""
+    on = ["file_id", "path", "size", "mtime"]
+    unchanged = listed.join(known, on, "inner")
+    to_read = listed.join(known.select(*on), on, "left_anti")
+    pending = to_read.count()
+    limits = ProbeLimits(settings.read_chunk_bytes, settings.max_sample_rate, settings.max_channels)
+    log.info("catalog: reading %d new or changed files", pending)
+    # A path is read once even where two reference sets list it.
+    with rowmap.map_rows(
+        to_read.select("path", "size").distinct(),
+        count=pending,
+        per_task=settings.files_per_task,
+        keys=("path",),
+        make_work=partial(_probe_work, limits),
+        schema=PROBE_SCHEMA,
+        error_class="corrupt",
+    ) as probed:
+        read_ok = to_read.join(probed.good, "path")
+        errors = probed.errors.select("path", "error_class", "message")
+        yield Probed(unchanged.unionByName(read_ok), read_ok, errors, pending)
 
 
 def _probe_work(limits: ProbeLimits) -> rowmap.RowWork:
     return lambda row: [probe_file(row["path"], row["size"], limits)]
 
 
-def _known_facts(spark: SparkSession, warehouse: str) -> DataFrame:
-    """File facts of the current catalog, to skip re-reading unchanged files."""
-    columns = ["path", "size", "mtime", *FACT_COLUMNS]
-    if tables.exists(spark, warehouse, "catalog"):
-        return tables.read(spark, warehouse, "catalog").where("NOT retired").select(*columns)
-    fields = {f.name: f for f in [*storage.LISTING_SCHEMA, *PROBE_SCHEMA]}
+def known_facts(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
+    """File facts of the catalog `name` as it stands, to skip re-reading unchanged files."""
+    columns = ["file_id", "path", "size", "mtime", *FACT_COLUMNS]
+    if tables.exists(spark, warehouse, name):
+        return tables.read(spark, warehouse, name).where("NOT retired").select(*columns)
+    fields = {f.name: f for f in [pa.field("file_id", pa.int64()), *storage.LISTING_SCHEMA, *PROBE_SCHEMA]}
     empty = pa.schema([fields[c] for c in columns]).empty_table()
     return spark.createDataFrame(empty)
 

@@ -160,6 +160,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(handler=cmd_export)
 
+    contamination = commands.add_parser(
+        "contamination",
+        parents=[common],
+        help="which library files copy a sound of a reference set (a benchmark's evaluation set)",
+        description="Check the indexed library against reference sets: audio collections that are never "
+        "split, e.g. the evaluation sets of the benchmarks a model will be reported on. Reference files are "
+        "catalogued and fingerprinted like the library (their errors land in `errors`) and matched through "
+        "the same band index, window shapes and verifier: exact copies, re-encodings, edited copies and "
+        "excerpts or compilations that hold a reference sound. Sets are remembered in the warehouse, so "
+        "every later `leakfree run` or `rescan` checks its new library files against them; a set added "
+        "later is checked alone. Results: tables contamination, contamination_summary, reference_overlap "
+        "(sets that share sounds); block lists with `leakfree export --contaminated NAME`. Needs a warehouse "
+        "where `leakfree run` has indexed the library.",
+    )
+    contamination.add_argument(
+        "--reference",
+        metavar="NAME=ROOT",
+        action="append",
+        default=[],
+        help="a reference set and a folder or URI of its audio; repeat (also with one NAME for several roots)",
+    )
+    contamination.add_argument(
+        "--list",
+        metavar="NAME=FILE",
+        action="append",
+        default=[],
+        help="the files of NAME that count (an evaluation list): one path, relative path, file name or id "
+        "per line, or a CSV with a path/file_name/filename/fname/file/id column",
+    )
+    contamination.add_argument(
+        "--metadata",
+        metavar="NAME=FILE",
+        action="append",
+        default=[],
+        help="a metadata sidecar of NAME (keyed by path), for contamination.key_column",
+    )
+    contamination.add_argument(
+        "--key-column",
+        metavar="COLUMN",
+        help="a metadata column both sides hold (a source id): a shared value counts as contamination",
+    )
+    contamination.add_argument(
+        "--forget", metavar="NAME", action="append", default=[], help="stop checking a reference set; repeatable"
+    )
+    contamination.add_argument("--run-id", help="name of this run (default: a timestamp)")
+    contamination.set_defaults(handler=cmd_contamination)
+
     explain = commands.add_parser(
         "explain",
         parents=[common],
@@ -323,6 +370,68 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     print("\n".join(str(p) for p in written))
     return 0
+
+
+def cmd_contamination(args: argparse.Namespace) -> int:
+    from pyspark.sql import functions as F
+
+    from leakfree import tables
+
+    cfg = load_config(args)
+    settings = cfg.contamination
+    roots: dict[str, list[str]] = {}
+    for name, value in (_named(a, "--reference") for a in args.reference):
+        roots.setdefault(name, []).append(value)
+    lists = dict(_named(a, "--list") for a in args.list)
+    metadata = dict(_named(a, "--metadata") for a in args.metadata)
+    settings = dataclasses.replace(
+        settings,
+        references={**settings.references, **{n: tuple(r) for n, r in roots.items()}},
+        lists={**settings.lists, **lists},
+        metadata={**settings.metadata, **metadata},
+        key_column=settings.key_column if args.key_column is None else args.key_column,
+        forget=(*settings.forget, *args.forget),
+    )
+    cfg = cfg.replace(contamination=settings)
+    spark, run_id = _run_locked(args, cfg, ["contamination"], need_library=False)
+    if not tables.exists(spark, cfg.warehouse.path, "contamination_summary"):
+        print("no reference sets: declare one with --reference NAME=ROOT")
+        return 0
+    rows = (
+        tables.read(spark, cfg.warehouse.path, "contamination_summary")
+        .where(F.col("run_id") == run_id)
+        .orderBy("reference")
+        .collect()
+    )
+    print(
+        format_table(
+            ["reference", "files", "unmatched list entries", "library files", "checked now", "contaminated", "share"],
+            [
+                [
+                    r.reference,
+                    r.reference_files,
+                    "" if r.unmatched_entries is None else r.unmatched_entries,
+                    r.library_files,
+                    r.library_files_checked,
+                    r.contaminated_files,
+                    f"{r.share:.2%}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    example = rows[0].reference if rows else "NAME"
+    print(f"details: leakfree sql \"SELECT * FROM contamination WHERE reference = '{example}'\"")
+    print(f"block list: leakfree export OUT --contaminated {example}")
+    return 0
+
+
+def _named(value: str, option: str) -> tuple[str, str]:
+    """NAME=VALUE of a repeatable option."""
+    name, sep, rest = value.partition("=")
+    if not sep or not name or not rest:
+        raise UserError(f"{option} takes NAME=VALUE, got {value!r}")
+    return name, rest
 
 
 def cmd_explain(args: argparse.Namespace) -> int:

@@ -185,6 +185,33 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ContaminationConfig:
+    references: dict[str, tuple[str, ...]]
+    lists: dict[str, str]
+    metadata: dict[str, str]
+    key_column: str
+    forget: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for kind, names in (("references", self.references), ("lists", self.lists), ("metadata", self.metadata)):
+            for name in names:
+                if not REFERENCE_NAME.fullmatch(name):
+                    raise ConfigError(
+                        f"contamination.{kind}: {name!r} is not a reference name (letters, digits, _ and -)"
+                    )
+        for kind, names in (("lists", self.lists), ("metadata", self.metadata)):
+            orphans = sorted(set(names) - set(self.references))
+            if orphans:
+                raise ConfigError(f"contamination.{kind} names no declared reference: {', '.join(orphans)}")
+        clash = sorted(set(self.forget) & set(self.references))
+        if clash:
+            raise ConfigError(f"contamination: {', '.join(clash)} both declared and forgotten")
+
+
+REFERENCE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
 class Config:
     library: LibraryConfig
     warehouse: WarehouseConfig
@@ -196,6 +223,7 @@ class Config:
     splits: SplitsConfig
     audit: AuditConfig
     report: ReportConfig
+    contamination: ContaminationConfig
 
     @classmethod
     def from_toml(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -367,7 +395,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str,
 
 def _is_free_table(dotted: str) -> bool:
     """Tables whose keys are free-form (passed through), not fixed settings."""
-    return dotted in ("spark.conf", "groups.roles")
+    return dotted in (
+        "spark.conf",
+        "groups.roles",
+        *(f"contamination.{k}" for k in ("references", "lists", "metadata")),
+    )
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
@@ -397,7 +429,11 @@ def _coerce(kind: Any, value: Any, name: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{name}' must be a table, got {value!r}")
-        return {str(k): str(v) for k, v in value.items()}
+        items = typing.get_args(kind)[1]
+        if items is str:
+            return {str(k): str(v) for k, v in value.items()}
+        # A list-valued table (reference roots) takes one value as a list of one.
+        return {str(k): _coerce(items, [v] if isinstance(v, str) else v, f"{name}.{k}") for k, v in value.items()}
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is bool and not isinstance(value, bool):

@@ -16,3 +16,5 @@ AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
 # landmark families are exact.
 SHAPE = "shape"
 AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE)
+# A contamination match by a metadata value both sides hold (contamination.key_column).
+SHARED_KEY = "metadata_key"

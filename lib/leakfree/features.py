@@ -8,12 +8,14 @@ content digest) are decoded; the results are merged into the `features` table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import rowmap, tables
@@ -122,6 +124,25 @@ def forget_older_fingerprints(spark: SparkSession, warehouse: str) -> None:
     old.unpersist()
 
 
+@contextmanager
+def fingerprinted(todo: DataFrame, count: int, settings: FeaturesConfig) -> Iterator[rowmap.Mapped]:
+    """Features rows of `todo` (file_id, path, content_sha256, caption; `count` rows),
+    decoded on the executors, and the errors (path, file_id, error_class, message)."""
+    with rowmap.map_rows(
+        todo,
+        count=count,
+        per_task=settings.files_per_task,
+        keys=("file_id",),
+        make_work=partial(extract_work, settings),
+        schema=RESULT_SCHEMA,
+        error_class="corrupt",
+    ) as results:
+        yield rowmap.Mapped(
+            results.good.select(*FEATURES_SCHEMA.names),
+            results.errors.select("path", "file_id", "error_class", "message"),
+        )
+
+
 def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: str, run: RunLog) -> None:
     with run.stage("features") as stats:
         catalog = tables.read(spark, warehouse, "catalog").where("NOT retired")
@@ -138,21 +159,10 @@ def build_features(spark: SparkSession, *, settings: FeaturesConfig, warehouse: 
         pending = todo.count()
         stats.counters["files_to_fingerprint"] = pending
         log.info("features: decoding %d new or changed files", pending)
-        with rowmap.map_rows(
-            todo,
-            count=pending,
-            per_task=settings.files_per_task,
-            keys=("file_id",),
-            make_work=partial(extract_work, settings),
-            schema=RESULT_SCHEMA,
-            error_class="corrupt",
-        ) as results:
-            good = results.good.select(*FEATURES_SCHEMA.names)
+        with fingerprinted(todo, pending, settings) as results:
             # Counted (and so cached) before the write: recomputed after it, `todo` would find
             # these files fingerprinted and count none of them.
-            stats.counters["files_fingerprinted"] = good.count()
+            stats.counters["files_fingerprinted"] = results.good.count()
             if pending:
-                run.write(good, "features")
-            stats.errors = run.record_errors(
-                "features", results.errors.select("path", "file_id", "error_class", "message")
-            )
+                run.write(results.good, "features")
+            stats.errors = run.record_errors("features", results.errors)

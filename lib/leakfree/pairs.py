@@ -7,11 +7,13 @@ guarded row map; one row per (pair, method) that holds, with its evidence.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import rowmap, tables
@@ -54,28 +56,13 @@ def build_pairs(
         todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
         todo = todo.persist()
         count = stats.counters["pairs_verified"] = todo.count()
-        features = tables.live_features(spark, warehouse).select("file_id", *_SIDE_COLUMNS)
-        side_a = features.select([F.col(c).alias(f"a_{c}") for c in features.columns])
-        side_b = features.select([F.col(c).alias(f"b_{c}") for c in features.columns])
-        joined = (
-            todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
-            .join(side_b, F.col("file_b") == F.col("b_file_id"))
-            .drop("a_file_id", "b_file_id")
-        )
+        features = tables.live_features(spark, warehouse)
         if count == 0:
             todo.unpersist()
             stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
             return
         log.info("pairs: verifying %d candidate pairs", count)
-        with rowmap.map_rows(
-            joined,
-            count=count,
-            per_task=settings.pairs_per_task,
-            keys=(),
-            make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
-            schema=VERIFIED_SCHEMA,
-            error_class="unverifiable",
-        ) as verified:
+        with verified_pairs(todo, features, features, count, settings, fingerprint) as verified:
             edges = verified.good.withColumn("run_id", F.lit(run.run_id))
             # Verification is deterministic: an edge already there comes from a killed run.
             run.write(edges, "pairs")
@@ -96,6 +83,37 @@ def build_pairs(
         run.mark("candidates", todo, {"verified": "true"})
         stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
         todo.unpersist()
+
+
+@contextmanager
+def verified_pairs(
+    todo: DataFrame,
+    features_a: DataFrame,
+    features_b: DataFrame,
+    count: int,
+    settings: DedupConfig,
+    fingerprint: FingerprintParams,
+) -> Iterator[rowmap.Mapped]:
+    """The edges of the `count` candidate pairs `todo` (file_a, file_b, sources), file_a's
+    features from `features_a`, file_b's from `features_b`, verified on the executors;
+    the errors carry the pair."""
+    side_a = features_a.select([F.col(c).alias(f"a_{c}") for c in ("file_id", *_SIDE_COLUMNS)])
+    side_b = features_b.select([F.col(c).alias(f"b_{c}") for c in ("file_id", *_SIDE_COLUMNS)])
+    joined = (
+        todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
+        .join(side_b, F.col("file_b") == F.col("b_file_id"))
+        .drop("a_file_id", "b_file_id")
+    )
+    with rowmap.map_rows(
+        joined,
+        count=count,
+        per_task=settings.pairs_per_task,
+        keys=(),
+        make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
+        schema=VERIFIED_SCHEMA,
+        error_class="unverifiable",
+    ) as verified:
+        yield verified
 
 
 def verify_work(params: VerifyParams, mel_hz: np.ndarray) -> rowmap.RowWork:

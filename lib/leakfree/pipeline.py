@@ -13,6 +13,7 @@ from leakfree.audit import build_audit
 from leakfree.candidates import build_candidates
 from leakfree.catalog import build_catalog
 from leakfree.config import Config, ConfigError
+from leakfree.contamination import build_contamination
 from leakfree.features import build_features
 from leakfree.grouping import build_groups
 from leakfree.pairs import build_pairs
@@ -59,6 +60,10 @@ def audit_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
     build_audit(spark, settings=cfg.audit, groups=cfg.groups, warehouse=cfg.warehouse.path, run=run)
 
 
+def contamination_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
+    build_contamination(spark, cfg=cfg, run=run)
+
+
 def report_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
     write_report(
         spark, settings=cfg.report, caption_column=cfg.features.caption_column, warehouse=cfg.warehouse.path, run=run
@@ -73,6 +78,7 @@ STAGES: dict[str, Stage] = {
     "groups": groups_stage,
     "splits": splits_stage,
     "audit": audit_stage,
+    "contamination": contamination_stage,
     "report": report_stage,
 }
 

@@ -188,6 +188,60 @@ _SPLIT_BALANCE = pa.schema(
         ("warnings", pa.string()),
     ]
 )
+# The evidence of a verified edge, as in pairs (the method first): what the contamination
+# tables keep of each match.
+EVIDENCE = [f for f in _PAIRS if f.name not in ("file_a", "file_b", "caption_jaccard", "run_id")]
+_REFERENCE_SETS = pa.schema(
+    [
+        ("reference", pa.string()),
+        ("roots", pa.list_(pa.string())),
+        ("list", pa.string()),
+        ("metadata", pa.string()),
+        ("declared_run", pa.string()),
+    ]
+)
+_CONTAMINATION = pa.schema(
+    [
+        ("reference", pa.string()),
+        ("reference_file", pa.int64()),
+        ("reference_path", pa.string()),
+        ("library_file", pa.int64()),
+        ("library_path", pa.string()),
+        *EVIDENCE,
+        ("shared_key", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+_REFERENCE_OVERLAP = pa.schema(
+    [
+        ("reference_a", pa.string()),
+        ("file_a", pa.int64()),
+        ("path_a", pa.string()),
+        ("reference_b", pa.string()),
+        ("file_b", pa.int64()),
+        ("path_b", pa.string()),
+        *EVIDENCE,
+        ("shared_key", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+_CONTAMINATION_CHECKED = pa.schema(
+    [("reference", pa.string()), ("file_id", pa.int64()), ("content_sha256", pa.string()), ("run_id", pa.string())]
+)
+_CONTAMINATION_SUMMARY = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("reference", pa.string()),
+        ("reference_files", pa.int64()),
+        ("list_entries", pa.int64()),
+        ("unmatched_entries", pa.int64()),
+        ("reference_files_checked", pa.int64()),
+        ("library_files", pa.int64()),
+        ("library_files_checked", pa.int64()),
+        ("contaminated_files", pa.int64()),
+        ("share", pa.float64()),
+    ]
+)
 
 # Every table leakfree writes, in pipeline order, and how.
 REGISTRY: dict[str, Table] = {
@@ -212,6 +266,27 @@ REGISTRY: dict[str, Table] = {
         Table("split_balance", "run", ("run_id", "split"), schema=_SPLIT_BALANCE),
         Table("audit", "per_key", ("audit", "kind", "from_split", "to_split")),
         Table("audit_leaks", "per_key", ("audit", "kind", "file_id", "other_split")),
+        # Reference sets (contamination.py): catalogued, fingerprinted and indexed as the
+        # library is, in tables of their own, so that no reference file is ever split.
+        Table("reference_sets", "upsert", ("reference",), schema=_REFERENCE_SETS),
+        Table("reference_catalog", "snapshot", ("file_id",), first_run_column="first_seen_run"),
+        Table("reference_features", "upsert", ("file_id",), schema=_FEATURES),
+        Table(
+            "contamination",
+            "add_missing",
+            ("reference", "reference_file", "library_file", "method"),
+            schema=_CONTAMINATION,
+        ),
+        Table("reference_overlap", "add_missing", ("file_a", "file_b", "method"), schema=_REFERENCE_OVERLAP),
+        Table(
+            "contamination_checked",
+            "add_missing",
+            ("reference", "file_id", "content_sha256"),
+            schema=_CONTAMINATION_CHECKED,
+        ),
+        Table("reference_shapes", "add_missing", ("file_id", "content_sha256"), schema=_SHAPE_INDEX),
+        Table("reference_index", "index", ("file_id", "source", "band"), schema=_BAND_INDEX),
+        Table("contamination_summary", "run", ("run_id", "reference"), schema=_CONTAMINATION_SUMMARY),
     )
 }
 TABLES = tuple(REGISTRY)
@@ -229,6 +304,18 @@ STAGE_WRITES: dict[str, tuple[str, ...]] = {
     "groups": ("links", "groups", "relations", "canonical_changes", "clusters"),
     "splits": ("moves", "splits", "split_balance"),
     "audit": ("audit", "audit_leaks"),
+    "contamination": (
+        "reference_sets",
+        "reference_catalog",
+        "reference_features",
+        "errors",
+        "contamination",
+        "reference_overlap",
+        "contamination_checked",
+        "reference_shapes",
+        "reference_index",
+        "contamination_summary",
+    ),
 }
 # Stages that write their whole order once per item (the audit: once per assignment).
 REPEATING_STAGES = ("audit",)
