@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         parents=[common],
         help="write per-split file lists for training code",
-        description="Write the current split assignment as one .txt list per split, or one CSV or JSONL file.",
+        description="Write the current split assignment as one .txt list per split, or one CSV or JSONL file; "
+        "with --contaminated, the block lists of reference sets instead.",
     )
     export.add_argument("out", help="folder to write into")
     export.add_argument("--format", choices=["txt", "csv", "jsonl"], default="txt", help="default: txt")
@@ -157,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--dedupe",
         action="store_true",
         help="one file per duplicate cluster, its canonical copy (groups.canonical_order says which)",
+    )
+    export.add_argument(
+        "--exclude-contaminated",
+        action="store_true",
+        help="leave out every library file that copies a sound of a reference set (leakfree contamination)",
+    )
+    export.add_argument(
+        "--contaminated",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="instead of the splits, write the block list of reference set NAME (contaminated-NAME.txt/csv/jsonl): "
+        "the library files that copy one of its sounds; repeatable",
     )
     export.set_defaults(handler=cmd_export)
 
@@ -354,20 +368,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from leakfree.export import export_splits
+    from leakfree.export import export_contaminated, export_splits
     from leakfree.session import build_session
 
     cfg = load_config(args)
+    if args.contaminated and (args.dedupe or args.exclude_contaminated):
+        raise UserError("--contaminated writes block lists; --dedupe and --exclude-contaminated shape the splits")
     spark = build_session(cfg.spark)
-    written = export_splits(
-        spark,
-        warehouse=cfg.warehouse.path,
-        out=args.out,
-        fmt=args.format,
-        relative=args.relative,
-        raw_csv=args.raw_csv,
-        dedupe=args.dedupe,
-    )
+    if args.contaminated:
+        written = export_contaminated(
+            spark,
+            warehouse=cfg.warehouse.path,
+            out=args.out,
+            fmt=args.format,
+            relative=args.relative,
+            references=args.contaminated,
+            raw_csv=args.raw_csv,
+        )
+    else:
+        written = export_splits(
+            spark,
+            warehouse=cfg.warehouse.path,
+            out=args.out,
+            fmt=args.format,
+            relative=args.relative,
+            raw_csv=args.raw_csv,
+            dedupe=args.dedupe,
+            exclude_contaminated=args.exclude_contaminated,
+        )
     print("\n".join(str(p) for p in written))
     return 0
 
@@ -376,6 +404,7 @@ def cmd_contamination(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from leakfree import tables
+    from leakfree.report import build_report
 
     cfg = load_config(args)
     settings = cfg.contamination
@@ -420,6 +449,15 @@ def cmd_contamination(args: argparse.Namespace) -> int:
             ],
         )
     )
+    if tables.exists(spark, cfg.warehouse.path, "groups"):  # what the rest of the report shows
+        report = build_report(
+            spark,
+            settings=cfg.report,
+            caption_column=cfg.features.caption_column,
+            warehouse=cfg.warehouse.path,
+            run_id=run_id,
+        )
+        print(f"report: {report}")
     example = rows[0].reference if rows else "NAME"
     print(f"details: leakfree sql \"SELECT * FROM contamination WHERE reference = '{example}'\"")
     print(f"block list: leakfree export OUT --contaminated {example}")

@@ -1,20 +1,24 @@
-"""Per-split file lists for training code: one .txt per split, or one CSV / JSONL file."""
+"""Per-split file lists for training code (one .txt per split, or one CSV / JSONL file), and
+block lists: the library files that copy a sound of a reference set."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
 from leakfree.errors import LeakfreeError
+
+log = logging.getLogger("leakfree")
 
 FORMATS = ("txt", "csv", "jsonl")
 # A spreadsheet runs a cell that starts with one of these as a formula.
@@ -43,9 +47,11 @@ def export_splits(
     relative: bool,
     raw_csv: bool = False,
     dedupe: bool = False,
+    exclude_contaminated: bool = False,
 ) -> list[Path]:
     """Write the current assignment under `out`; returns the files written. With `dedupe`,
-    one file per duplicate cluster: its canonical copy."""
+    one file per duplicate cluster: its canonical copy; with `exclude_contaminated`, none
+    that copies a sound of a reference set."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
     assigned = tables.read(spark, warehouse, "splits").where("NOT retired")
@@ -53,6 +59,11 @@ def export_splits(
         assigned = assigned.join(
             tables.read(spark, warehouse, "clusters").where("canonical").select("file_id"), "file_id"
         )
+    if exclude_contaminated:
+        blocked = contamination(spark, warehouse).select(F.col("library_file").alias("file_id"))
+        left_out = assigned.join(blocked, "file_id", "left_semi").count()
+        log.info("export: leaving out %d contaminated files", left_out)
+        assigned = assigned.join(blocked, "file_id", "left_anti")
     rows = (
         assigned.join(tables.read(spark, warehouse, "catalog").select("file_id", "rel_path"), "file_id")
         .select("file_id", "path", "rel_path", "split", "group_id")
@@ -63,12 +74,7 @@ def export_splits(
     folder.mkdir(parents=True, exist_ok=True)
     key = "rel_path" if relative else "path"
     if fmt == "txt":
-        broken = [r[key] for r in rows if "\n" in r[key] or "\r" in r[key]]
-        if broken:
-            raise LeakfreeError(
-                f"{len(broken)} path(s) hold a line break, e.g. {broken[0]!r}, and would split across lines "
-                "of a .txt list; use --format csv or --format jsonl, which quote them"
-            )
+        _refuse_line_breaks([r[key] for r in rows])
         written = []
         for split in sorted({r.split for r in rows}):
             with _replacing(folder / f"{split}.txt") as f:
@@ -89,6 +95,94 @@ def export_splits(
                 record = {"path": r[key], "split": r.split, "group_id": r.group_id, "file_id": r.file_id}
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return [target]
+
+
+def contamination(spark: SparkSession, warehouse: str) -> DataFrame:
+    """The contamination rows of library files in the catalog now (none before a check)."""
+    if not tables.exists(spark, warehouse, "contamination"):
+        return spark.createDataFrame([], tables.spark_schema("contamination"))
+    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
+    return tables.read(spark, warehouse, "contamination").join(live, "library_file", "left_semi")
+
+
+def export_contaminated(
+    spark: SparkSession,
+    *,
+    warehouse: str,
+    out: str,
+    fmt: str,
+    relative: bool,
+    references: list[str],
+    raw_csv: bool = False,
+) -> list[Path]:
+    """One block list per reference set under `out` (contaminated-<name>.<fmt>): the library
+    files that copy one of its sounds, with the reference files they copy and how they
+    were found. Returns the files written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}")
+    known = (
+        {r.reference for r in tables.read(spark, warehouse, "reference_sets").select("reference").collect()}
+        if tables.exists(spark, warehouse, "reference_sets")
+        else set()
+    )
+    unknown = sorted(set(references) - known)
+    if unknown:
+        raise LeakfreeError(
+            f"no reference set {', '.join(unknown)} in {warehouse}; known: {', '.join(sorted(known)) or '(none)'}"
+        )
+    catalog = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("library_file"), "rel_path")
+    rows = (
+        contamination(spark, warehouse)
+        .where(F.col("reference").isin(references))
+        .join(catalog, "library_file")
+        .groupBy("reference", "library_file", "library_path", "rel_path")
+        .agg(
+            F.sort_array(F.collect_set("reference_path")).alias("reference_paths"),
+            F.sort_array(F.collect_set("method")).alias("methods"),
+        )
+        .orderBy("reference", F.col("rel_path" if relative else "library_path"))
+        .collect()
+    )
+    key = "rel_path" if relative else "library_path"
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in sorted(set(references)):
+        mine = [r for r in rows if r.reference == name]
+        target = folder / f"contaminated-{name}.{fmt}"
+        if fmt == "txt":
+            _refuse_line_breaks([r[key] for r in mine])
+        with _replacing(target) as f:
+            if fmt == "txt":
+                f.write("".join(f"{r[key]}\n" for r in mine))
+            elif fmt == "csv":
+                write_csv(
+                    f,
+                    ["path", "file_id", "reference", "reference_paths", "methods"],
+                    ([r[key], r.library_file, name, ";".join(r.reference_paths), ";".join(r.methods)] for r in mine),
+                    raw=raw_csv,
+                )
+            else:
+                for r in mine:
+                    record = {
+                        "path": r[key],
+                        "file_id": r.library_file,
+                        "reference": name,
+                        "reference_paths": r.reference_paths,
+                        "methods": r.methods,
+                    }
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        written.append(target)
+    return written
+
+
+def _refuse_line_breaks(paths: list[str]) -> None:
+    broken = [p for p in paths if "\n" in p or "\r" in p]
+    if broken:
+        raise LeakfreeError(
+            f"{len(broken)} path(s) hold a line break, e.g. {broken[0]!r}, and would split across lines "
+            "of a .txt list; use --format csv or --format jsonl, which quote them"
+        )
 
 
 @contextlib.contextmanager

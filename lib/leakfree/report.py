@@ -138,6 +138,7 @@ def build_report(
         _balance(spark, warehouse, run_id),
         _group_sizes(spark, warehouse),
         _largest_groups(spark, warehouse, settings, caption),
+        _contamination(spark, warehouse, settings),
         _errors(spark, warehouse, run_id),
     ]
     page = (
@@ -292,11 +293,11 @@ def _largest_groups(spark: SparkSession, warehouse: str, settings: ReportConfig,
     out = ["<h2>Largest groups</h2>"]
     for group_id, size in top.items():
         shown = [m for m in members if m.group_id == group_id]
-        rows = []
-        for m in shown:
-            uri = preview(m.path, settings.preview_seconds)
-            player = f'<audio controls preload=none src="{uri}"></audio>' if uri else "<i>no preview</i>"
-            rows.append(f"<tr><td><code>{esc(m.rel_path)}</code></td><td>{esc(m.caption)}</td><td>{player}</td></tr>")
+        rows = [
+            f"<tr><td><code>{esc(m.rel_path)}</code></td><td>{esc(m.caption)}</td>"
+            f"<td>{_player(m.path, settings)}</td></tr>"
+            for m in shown
+        ]
         members_ids = {m.file_id for m in shown}
         evidence = "".join(
             f"<tr><td><code>{esc(name[e.file_a])}</code></td><td><code>{esc(name[e.file_b])}</code></td>"
@@ -313,6 +314,82 @@ def _largest_groups(spark: SparkSession, warehouse: str, settings: ReportConfig,
             + "".join(rows)
             + f"</table>{more}<table><tr><th>file</th><th>file</th><th>method</th><th>correlation</th>"
             f"<th>containment</th><th>offset s</th><th>caption J</th></tr>{evidence}</table></div>"
+        )
+    return "".join(out)
+
+
+def _player(path: str, settings: ReportConfig) -> str:
+    uri = preview(path, settings.preview_seconds)
+    return f'<audio controls preload=none src="{uri}"></audio>' if uri else "<i>no preview</i>"
+
+
+def _contamination(spark: SparkSession, warehouse: str, settings: ReportConfig) -> str:
+    """Per reference set: its latest check, and examples of library files that copy its
+    sounds, each with a player for both files and the evidence."""
+    if not tables.exists(spark, warehouse, "contamination_summary"):
+        return ""
+    latest = Window.partitionBy("reference").orderBy(F.desc("run_id"))
+    summaries = (
+        tables.read(spark, warehouse, "contamination_summary")
+        .withColumn("rank", F.row_number().over(latest))
+        .where("rank = 1")
+        .join(tables.read(spark, warehouse, "reference_sets").select("reference"), "reference")
+        .orderBy("reference")
+        .collect()
+    )
+    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
+    first = Window.partitionBy("reference").orderBy(F.desc("correlation"), "library_path", "method")
+    examples = (
+        tables.read(spark, warehouse, "contamination")
+        .join(live, "library_file", "left_semi")
+        .withColumn("rank", F.row_number().over(first))
+        .where(F.col("rank") <= settings.members_per_group)
+        .orderBy("reference", "rank")
+        .collect()
+    )
+    overlaps = {
+        (r.reference_a, r.reference_b): r["count"]
+        for r in tables.read(spark, warehouse, "reference_overlap")
+        .groupBy("reference_a", "reference_b")
+        .count()
+        .collect()
+    }
+    out = [
+        "<h2>Contamination</h2><p>Library files that copy a sound of a reference set (a benchmark's evaluation "
+        "set): exact copies, other encodings, edited copies, excerpts and compilations, found from the audio. "
+        "Block list: <code>leakfree export OUT --contaminated NAME</code>.</p>"
+        "<table><tr><th>reference set</th><th>files</th><th>list entries not found</th><th>library files</th>"
+        "<th>contaminated</th><th>share</th><th>checked in run</th></tr>"
+    ]
+    out += [
+        f"<tr><td>{esc(r.reference)}</td><td class=num>{r.reference_files}</td>"
+        f"<td class=num>{esc(r.unmatched_entries)}</td><td class=num>{r.library_files}</td>"
+        f"<td class='num {'bad' if r.contaminated_files else 'ok'}'>{r.contaminated_files}</td>"
+        f"<td class=num>{r.share:.2%}</td><td>{esc(r.run_id)}</td></tr>"
+        for r in summaries
+    ]
+    out.append("</table>")
+    out += [
+        f"<p>{esc(a)} and {esc(b)} share {n} sounds (table reference_overlap).</p>"
+        for (a, b), n in sorted(overlaps.items())
+    ]
+    for r in summaries:
+        mine = [e for e in examples if e.reference == r.reference]
+        if not mine:
+            continue
+        rows = "".join(
+            f"<tr><td><code>{esc(e.reference_path)}</code><br>{_player(e.reference_path, settings)}</td>"
+            f"<td><code>{esc(e.library_path)}</code><br>{_player(e.library_path, settings)}</td>"
+            f"<td>{esc(e.method)}</td><td class=num>{_num(e.correlation)}</td>"
+            f"<td class=num>{_num(e.containment)}</td><td class=num>{_num(e.offset_s)}</td>"
+            f"<td class=num>{_num(e.time_scale)}</td><td>{esc(e.shared_key)}</td></tr>"
+            for e in mine
+        )
+        out.append(
+            f"<div class=group><b>{esc(r.reference)}</b>: the {len(mine)} closest of {r.contaminated_files} "
+            "contaminated files<table><tr><th>reference file</th><th>library file</th><th>method</th>"
+            "<th>correlation</th><th>containment</th><th>offset s</th><th>speed</th><th>shared key</th></tr>"
+            f"{rows}</table></div>"
         )
     return "".join(out)
 
