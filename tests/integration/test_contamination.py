@@ -65,7 +65,7 @@ def splits_of(spark, cfg):
 
 def test_an_evaluation_list_is_checked_from_the_audio_and_no_split_changes(spark, make_config, tmp_path):
     lib, ref = tmp_path / "library", tmp_path / "eval"
-    a = write_library(lib)
+    write_library(lib)
     b = sound(2, 4.0)
     ref.mkdir()
     shutil.copy(lib / "a.wav", ref / "a_ref.wav")  # the same bytes
