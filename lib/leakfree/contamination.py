@@ -225,8 +225,8 @@ def _check(
     unchecked = unchecked.persist()
     counters = stats.counters
     # Counted now: once this run has indexed and checked them, these frames would come out empty.
-    checked_now = {"references": _counts(new_refs, "reference"), "library": _counts(unchecked, "reference")}
-    counters["reference_files_checked"] = sum(checked_now["references"].values())
+    checked_now = _counts(new_refs, "reference")
+    counters["reference_files_checked"] = sum(checked_now.values())
     counters["library_files_checked"] = unchecked.select("file_id").distinct().count()
     log.info(
         "contamination: checking %d new reference files against the library, %d library files against the sets",
@@ -445,13 +445,16 @@ def _summary(
     warehouse: str,
     references: list[str],
     listing: ReferenceListing,
-    checked_now: dict[str, dict[str, int]],
+    checked_now: dict[str, int],
     library_files: int,
     run_id: str,
 ) -> DataFrame:
     """One contamination_summary row per reference set (`checked_now`: per set, its files
-    and the library files checked in this run)."""
+    checked in this run)."""
     files = _counts(tables.read(spark, warehouse, "reference_catalog").where("NOT retired"), "reference")
+    # From the table, so that a killed run's rerun counts what its first attempt checked too.
+    checked = tables.read(spark, warehouse, "contamination_checked").where(F.col("run_id") == run_id)
+    checked_library = _counts(checked, "reference")
     live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
     found = tables.read(spark, warehouse, "contamination").join(live, "library_file", "left_semi")
     contaminated = {
@@ -465,9 +468,9 @@ def _summary(
             files.get(name, 0),
             listing.list_entries.get(name),
             listing.unmatched_entries.get(name),
-            checked_now["references"].get(name, 0),
+            checked_now.get(name, 0),
             library_files,
-            checked_now["library"].get(name, 0),
+            checked_library.get(name, 0),
             contaminated.get(name, 0),
             contaminated.get(name, 0) / library_files if library_files else 0.0,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -161,6 +162,14 @@ def snapshot(spark, warehouse: str, lib: str, run_id: str) -> dict:
         ),
         "groups": sorted((rel[r.file_id], rel[r.group_id]) for r in tables.read(spark, warehouse, "groups").collect()),
         "splits": sorted((rel[r.file_id], r.split) for r in tables.read(spark, warehouse, "splits").collect()),
+        "contamination": sorted(
+            (os.path.basename(r.reference_path), rel[r.library_file], r.method)
+            for r in (
+                tables.read(spark, warehouse, "contamination").collect()
+                if tables.exists(spark, warehouse, "contamination")
+                else []
+            )
+        ),
     }
 
 
@@ -273,12 +282,35 @@ def test_killed_runs_resume_to_the_same_tables_on_one_executor_in_another_order(
     assert [r.run_id for r in runs] == ["cli"] and finished(runs[0].status, runs[0].message)
 
 
+@pytest.fixture(scope="module")
+def zoo_eval(zoo):
+    """A reference set for the zoo: a copy of one of its files and a file that is no audio."""
+    folder = zoo["root"] / "zoo_eval"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(zoo["lib"] / "plain.wav", folder / "plain_copy.wav")
+    (folder / "garbage.wav").write_bytes(b"RIFF" + bytes(64))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference_with_a_set(spark, zoo, zoo_eval):
+    """The undisturbed run of the fault sweep: the zoo checked against a reference set too."""
+    cfg = zoo["cfg"].replace(
+        warehouse=dataclasses.replace(zoo["cfg"].warehouse, path=str(zoo["root"] / "warehouse-with-set")),
+        contamination=dataclasses.replace(zoo["cfg"].contamination, references={"zoo_eval": (str(zoo_eval),)}),
+    )
+    run_stages(spark, cfg, list(STAGES), command="test", run_id="reference")
+    found = snapshot(spark, cfg.warehouse.path, str(zoo["lib"]), "reference")
+    assert found["contamination"] == [("plain_copy.wav", "plain.wav", "exact_bytes")]
+    return found
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_sigkill_in_each_stage(spark, zoo, reference, stage):
+def test_sigkill_in_each_stage(spark, zoo, zoo_eval, reference_with_a_set, stage):
     """The full sweep (make test-faults): killed in `stage`, then rerun to the end."""
     warehouse = zoo["root"] / f"warehouse-killed-{stage}"
-    args = cli_args(zoo, warehouse, "local[2]")
+    args = [*cli_args(zoo, warehouse, "local[2]"), "--set", f'contamination.references.zoo_eval="{zoo_eval}"']
     proc = leakfree(*args, start_new_session=True)
     for line in proc.stderr:
         if f"{stage}: started" in line:
@@ -289,4 +321,4 @@ def test_sigkill_in_each_stage(spark, zoo, reference, stage):
     rerun = leakfree(*args)
     _, err = rerun.communicate(timeout=900)
     assert rerun.returncode == 0, err[-3000:]
-    assert snapshot(spark, str(warehouse), str(zoo["lib"]), "cli") == reference
+    assert snapshot(spark, str(warehouse), str(zoo["lib"]), "cli") == reference_with_a_set
