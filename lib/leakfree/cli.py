@@ -375,27 +375,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.contaminated and (args.dedupe or args.exclude_contaminated):
         raise UserError("--contaminated writes block lists; --dedupe and --exclude-contaminated shape the splits")
     spark = build_session(cfg.spark)
+    where = {
+        "warehouse": cfg.warehouse.path,
+        "out": args.out,
+        "fmt": args.format,
+        "relative": args.relative,
+        "raw_csv": args.raw_csv,
+    }
     if args.contaminated:
-        written = export_contaminated(
-            spark,
-            warehouse=cfg.warehouse.path,
-            out=args.out,
-            fmt=args.format,
-            relative=args.relative,
-            references=args.contaminated,
-            raw_csv=args.raw_csv,
-        )
+        written = export_contaminated(spark, references=args.contaminated, **where)
     else:
-        written = export_splits(
-            spark,
-            warehouse=cfg.warehouse.path,
-            out=args.out,
-            fmt=args.format,
-            relative=args.relative,
-            raw_csv=args.raw_csv,
-            dedupe=args.dedupe,
-            exclude_contaminated=args.exclude_contaminated,
-        )
+        written = export_splits(spark, dedupe=args.dedupe, exclude_contaminated=args.exclude_contaminated, **where)
     print("\n".join(str(p) for p in written))
     return 0
 

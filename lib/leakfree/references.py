@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from leakfree import storage
 from leakfree.config import ContaminationConfig
+from leakfree.errors import LeakfreeError
 
 # Columns of a CSV evaluation list that name its files, in the order they are looked for.
 LIST_COLUMNS = ("path", "file_name", "filename", "fname", "file", "id")
@@ -47,8 +48,11 @@ def declared(settings: ContaminationConfig) -> dict[str, ReferenceSet]:
 def read_list(location: str) -> list[str]:
     """The entries of an evaluation list: one per line, or a CSV's file column (LIST_COLUMNS,
     else its first column). Blank lines and lines starting with # are skipped."""
-    with storage.open_binary(storage.canonical(location)) as f:
-        text = f.read().decode("utf-8-sig")
+    try:
+        with storage.open_binary(storage.canonical(location)) as f:
+            text = f.read().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LeakfreeError(f"evaluation list {location} cannot be read: {exc}") from None
     if location.lower().endswith(".csv"):
         rows = list(csv.reader(io.StringIO(text)))
         if not rows:

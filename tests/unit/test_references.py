@@ -7,6 +7,7 @@ import pytest
 
 from leakfree import storage
 from leakfree.config import Config, ConfigError
+from leakfree.errors import LeakfreeError
 from leakfree.references import declared, list_references, read_list, select_listed
 
 
@@ -40,6 +41,11 @@ def test_a_plain_list_skips_blank_lines_and_comments(tmp_path):
 def test_a_csv_list_takes_its_file_column_or_else_its_first(tmp_path, text, expected):
     (tmp_path / "eval.csv").write_text("\ufeff" + text)  # a spreadsheet's byte order mark too
     assert read_list(str(tmp_path / "eval.csv")) == expected
+
+
+def test_an_unreadable_list_is_named_in_the_error(tmp_path):
+    with pytest.raises(LeakfreeError, match=r"evaluation list .*nowhere\.txt cannot be read"):
+        read_list(str(tmp_path / "nowhere.txt"))
 
 
 def test_entries_name_files_by_path_relative_path_file_name_or_id():
