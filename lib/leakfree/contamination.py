@@ -234,6 +234,36 @@ def _check(
         counters["library_files_checked"],
     )
 
+    if counters["reference_files_checked"] or counters["library_files_checked"]:
+        _match(spark, cfg, run, refs, new_refs, unchecked, errors, stats)
+    else:  # nothing to match: no index to extend, no commit to make but the errors and the summary
+        stats.errors = _record_errors(spark, run, errors)
+    summary = _summary(spark, warehouse, references, listing, checked_now, library.count(), run.run_id)
+    run.write(summary, "contamination_summary")
+    counters["contaminated_files"] = sum(r.contaminated_files for r in summary.collect())
+    for frame in (refs, library, new_refs, unchecked):
+        frame.unpersist()
+
+
+def _record_errors(spark: SparkSession, run: RunLog, errors: list[tuple]) -> int:
+    schema = "path string, file_id bigint, error_class string, message string"
+    return run.record_errors("contamination", spark.createDataFrame(errors, schema))
+
+
+def _match(
+    spark: SparkSession,
+    cfg: Config,
+    run: RunLog,
+    refs: DataFrame,
+    new_refs: DataFrame,
+    unchecked: DataFrame,
+    errors: list[tuple],
+    stats: StageStats,
+) -> None:
+    """Propose, verify and record the pairs of the new reference files (`new_refs`) and of
+    the library files not checked against a set (`unchecked`), then index and mark them."""
+    warehouse = cfg.warehouse.path
+    counters = stats.counters
     which = refs.select(F.col("file_id").alias("reference_file"), "reference")
     bandings, caption = bandings_for(cfg.dedup, cfg.features.num_perm)
     new_keys = band_rows(new_refs, bandings, caption).where(F.col("source") != CAPTION).persist()
@@ -264,16 +294,12 @@ def _check(
             (r.path, r.file_a, r.error_class, f"with file {r.file_b}: {r.message}")
             for r in verified.errors.join(paths, "file_a", "left").collect()
         ]
-        stats.errors = run.record_errors(
-            "contamination",
-            spark.createDataFrame(errors, "path string, file_id bigint, error_class string, message string"),
-        )
+        stats.errors = _record_errors(spark, run, errors)
         edges = verified.good.where(F.col("method").isin(list(DUPLICATE_RELATIONS))).select(
             "file_a", "file_b", *EVIDENCE_COLUMNS, F.lit(None).cast("string").alias("shared_key")
         )
         edges = edges.unionByName(key_matches, allowMissingColumns=True).persist()
-        found = _library_rows(spark, warehouse, edges, refs, run.run_id)
-        run.write(found, "contamination")
+        run.write(_library_rows(spark, warehouse, edges, refs, run.run_id), "contamination")
         overlap = _overlap_rows(edges, refs, run.run_id)
         run.write(overlap, "reference_overlap")
         counters["overlapping_pairs"] = overlap.count()
@@ -284,10 +310,7 @@ def _check(
     )
     run.write(new_shapes, "reference_shapes")
     run.write(new_keys, "reference_index")
-    summary = _summary(spark, warehouse, references, listing, checked_now, library.count(), run.run_id)
-    run.write(summary, "contamination_summary")
-    counters["contaminated_files"] = sum(r.contaminated_files for r in summary.collect())
-    for frame in (refs, library, new_refs, unchecked, new_keys, new_shapes, proposed):
+    for frame in (new_keys, new_shapes, proposed):
         frame.unpersist()
 
 
