@@ -209,17 +209,15 @@ def main() -> None:
         "summary": summary.asDict() if summary else None,
     }
     kinds = sorted(leakfree["per_transformation"])
+    compared = (leakfree, leakfree_strong, exact, chroma)
     result_rows = [
         [k, leakfree["per_transformation"][k]["files"]]
-        + [r["per_transformation"].get(k, {"recall": 0.0})["recall"] for r in (leakfree, exact, chroma)]
+        + [r["per_transformation"].get(k, {"recall": 0.0})["recall"] for r in compared]
         for k in kinds
     ]
-    result_rows.append(
-        ["all (recall)", leakfree["contaminated"], leakfree["recall"], exact["recall"], chroma["recall"]]
-    )
-    result_rows.append(
-        ["precision", leakfree["predicted"], leakfree["precision"], exact["precision"], chroma["precision"]]
-    )
+    result_rows.append(["all (recall)", leakfree["contaminated"], *(r["recall"] for r in compared)])
+    result_rows.append(["precision", "", *(r["precision"] for r in compared)])
+    result_rows.append(["files named", "", *(r["predicted"] for r in compared)])
     md = "# Contamination benchmark on ../shared/corpus\n\n"
     md += (
         f"{len(evaluation)} originals play a benchmark's evaluation set ({WITH_COPIES} that have copies in the "
