@@ -190,6 +190,7 @@ class ContaminationConfig:
     lists: dict[str, str]
     metadata: dict[str, str]
     key_column: str
+    min_correlation: float
     forget: tuple[str, ...]
 
     def __post_init__(self) -> None:
@@ -309,6 +310,7 @@ RANGES: dict[str, Range] = {
     "dedup.shapes.*_db": POSITIVE,
     "dedup.shapes.min_similarity": Range(-1, 1),
     "dedup.shapes.*": COUNT,  # frames, bands, neighbours, windows
+    "contamination.min_correlation": SHARE,
     "dedup.verify.*correlation": SHARE,
     "dedup.verify.*_share": SHARE,
     "dedup.verify.caption_min_jaccard": SHARE,

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from leakfree import catalog, tables
 from leakfree.candidates import BUCKET, band_rows, bandings_for, nearest_pairs, shape_rows
 from leakfree.config import Config
-from leakfree.edges import CAPTION, DUPLICATE_RELATIONS, EXACT_BYTES, EXACT_PCM, SHAPE, SHARED_KEY
+from leakfree.edges import AUDIO, CAPTION, DUPLICATE_RELATIONS, EXACT_BYTES, EXACT_PCM, SHAPE, SHARED_KEY
 from leakfree.errors import LeakfreeError
 from leakfree.features import fingerprinted
 from leakfree.pairs import verified_pairs
@@ -295,7 +295,8 @@ def _match(
             for r in verified.errors.join(paths, "file_a", "left").collect()
         ]
         stats.errors = _record_errors(spark, run, errors)
-        edges = verified.good.where(F.col("method").isin(list(DUPLICATE_RELATIONS))).select(
+        counts = (F.col("method") != AUDIO) | (F.col("correlation") >= cfg.contamination.min_correlation)
+        edges = verified.good.where(F.col("method").isin(list(DUPLICATE_RELATIONS)) & counts).select(
             "file_a", "file_b", *EVIDENCE_COLUMNS, F.lit(None).cast("string").alias("shared_key")
         )
         edges = edges.unionByName(key_matches, allowMissingColumns=True).persist()
