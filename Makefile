@@ -43,7 +43,7 @@ run: setup ## generate the demo library and run the whole pipeline on it
 	$(BIN)/leakfree run --library $(DEMO) --metadata $(DEMO)/metadata.csv --warehouse $(WAREHOUSE)
 
 test: setup browser ## run the test suite (real Spark, real Delta tables)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=12
 
 # The report's rendering test opens it in Debian's Chromium; install it where we can.
 browser:
