@@ -29,7 +29,7 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
         lines.append("found: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(run.changes.items())))
     for stage in run.stages:
         counted = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (stage.counters or {}).items())
-        lines.append(f"  {stage.stage:<10} {stage.seconds:>7.1f} s {stage.errors:>6} errors   {counted}")
+        lines.append(f"  {stage.stage:<13} {stage.seconds:>7.1f} s {stage.errors:>6} errors   {counted}")
     errors = (
         tables.read(spark, warehouse, "errors")
         .where(F.col("run_id") == run_id)
@@ -40,7 +40,7 @@ def describe_run(spark: SparkSession, warehouse: str, run_id: str, report: str |
     )
     if errors:
         lines.append("errors (files skipped, the run went on):")
-        lines += [f"  {e.stage:<10} {e.error_class:<20} {e['count']:>6}" for e in errors]
+        lines += [f"  {e.stage:<13} {e.error_class:<20} {e['count']:>6}" for e in errors]
     if tables.exists(spark, warehouse, "split_balance"):
         balance = tables.read(spark, warehouse, "split_balance").where(F.col("run_id") == run_id).collect()
         if balance:
