@@ -51,6 +51,19 @@ def remembered(spark: SparkSession, warehouse: str) -> dict[str, ReferenceSet]:
     }
 
 
+def findings(spark: SparkSession, warehouse: str) -> DataFrame:
+    """The contamination rows of the library files in the catalog now, with their path
+    relative to their root (none before a first check)."""
+    if not tables.exists(spark, warehouse, "contamination"):
+        return spark.createDataFrame([], tables.spark_schema("contamination")).withColumn("rel_path", F.lit(""))
+    live = (
+        tables.read(spark, warehouse, "catalog")
+        .where("NOT retired")
+        .select(F.col("file_id").alias("library_file"), "rel_path")
+    )
+    return tables.read(spark, warehouse, "contamination").join(live, "library_file")
+
+
 def reference_file_id() -> F.Column:
     """A reference file's id: from its set's name and its path, so that a file two sets
     hold has a row in each."""
@@ -479,11 +492,12 @@ def _summary(
     # From the table, so that a killed run's rerun counts what its first attempt checked too.
     checked = tables.read(spark, warehouse, "contamination_checked").where(F.col("run_id") == run_id)
     checked_library = _counts(checked, "reference")
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
-    found = tables.read(spark, warehouse, "contamination").join(live, "library_file", "left_semi")
     contaminated = {
         r.reference: r.files
-        for r in found.groupBy("reference").agg(F.countDistinct("library_file").alias("files")).collect()
+        for r in findings(spark, warehouse)
+        .groupBy("reference")
+        .agg(F.countDistinct("library_file").alias("files"))
+        .collect()
     }
     rows = [
         (

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from leakfree import tables
+from leakfree.contamination import findings
 from leakfree.errors import LeakfreeError
 
 log = logging.getLogger("leakfree")
@@ -60,7 +61,7 @@ def export_splits(
             tables.read(spark, warehouse, "clusters").where("canonical").select("file_id"), "file_id"
         )
     if exclude_contaminated:
-        blocked = contamination(spark, warehouse).select(F.col("library_file").alias("file_id"))
+        blocked = findings(spark, warehouse).select(F.col("library_file").alias("file_id"))
         left_out = assigned.join(blocked, "file_id", "left_semi").count()
         log.info("export: leaving out %d contaminated files", left_out)
         assigned = assigned.join(blocked, "file_id", "left_anti")
@@ -97,14 +98,6 @@ def export_splits(
     return [target]
 
 
-def contamination(spark: SparkSession, warehouse: str) -> DataFrame:
-    """The contamination rows of library files in the catalog now (none before a check)."""
-    if not tables.exists(spark, warehouse, "contamination"):
-        return spark.createDataFrame([], tables.spark_schema("contamination"))
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
-    return tables.read(spark, warehouse, "contamination").join(live, "library_file", "left_semi")
-
-
 def export_contaminated(
     spark: SparkSession,
     *,
@@ -130,11 +123,9 @@ def export_contaminated(
         raise LeakfreeError(
             f"no reference set {', '.join(unknown)} in {warehouse}; known: {', '.join(sorted(known)) or '(none)'}"
         )
-    catalog = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("library_file"), "rel_path")
     rows = (
-        contamination(spark, warehouse)
+        findings(spark, warehouse)
         .where(F.col("reference").isin(references))
-        .join(catalog, "library_file")
         .groupBy("reference", "library_file", "library_path", "rel_path")
         .agg(
             F.sort_array(F.collect_set("reference_path")).alias("reference_paths"),

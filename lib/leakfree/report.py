@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from leakfree import storage, tables
 from leakfree.audit import in_shown_order
 from leakfree.config import ReportConfig
+from leakfree.contamination import findings
 from leakfree.decode import open_audio
 from leakfree.errors import AudioError
 from leakfree.runs import RunLog
@@ -337,11 +338,9 @@ def _contamination(spark: SparkSession, warehouse: str, settings: ReportConfig) 
         .orderBy("reference")
         .collect()
     )
-    live = tables.read(spark, warehouse, "catalog").where("NOT retired").select(F.col("file_id").alias("library_file"))
     first = Window.partitionBy("reference").orderBy(F.desc("correlation"), "library_path", "method")
     examples = (
-        tables.read(spark, warehouse, "contamination")
-        .join(live, "library_file", "left_semi")
+        findings(spark, warehouse)
         .withColumn("rank", F.row_number().over(first))
         .where(F.col("rank") <= settings.members_per_group)
         .orderBy("reference", "rank")
