@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import shutil
@@ -11,8 +12,10 @@ import pytest
 
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, engine, write_audio
+from leakfree.errors import LeakfreeError
 from leakfree.export import export_contaminated, export_splits
 from leakfree.pipeline import run_stages
+from leakfree.report import build_report
 from tests.integration.test_dedup import RATE, sound
 
 pytestmark = pytest.mark.integration
@@ -127,6 +130,21 @@ def test_an_evaluation_list_is_checked_from_the_audio_and_no_split_changes(spark
     )
     records = [json.loads(line) for line in written[0].read_text().splitlines()]
     assert {r["path"]: r["methods"] for r in records}["d.wav"] == ["metadata_key"]
+    (listed,) = export_contaminated(
+        spark, warehouse=warehouse, out=str(tmp_path / "out"), fmt="csv", relative=True, references=["eval"]
+    )
+    rows = {r["path"]: r for r in csv.DictReader(listed.open(newline=""))}
+    assert rows["b.wav"]["reference_paths"] == str(ref / "b_part.wav") and rows["b.wav"]["methods"] == "audio"
+    with pytest.raises(LeakfreeError, match="no reference set nope"):
+        export_contaminated(
+            spark, warehouse=warehouse, out=str(tmp_path / "out"), fmt="txt", relative=True, references=["nope"]
+        )
+    page = build_report(
+        spark, settings=cfg.report, caption_column=cfg.features.caption_column, warehouse=warehouse, run_id="check"
+    ).read_text()
+    section = page[page.index("<h2>Contamination</h2>") :]
+    assert str(ref / "b_part.wav") in section and str(lib / "b.wav") in section
+    assert section.count("<audio controls") >= 2 * 4  # a player for both files of every match shown
     (kept,) = export_splits(
         spark, warehouse=warehouse, out=str(tmp_path / "clean"), fmt="csv", relative=True, exclude_contaminated=True
     )
@@ -152,9 +170,11 @@ def test_a_night_checks_only_new_library_files_and_a_later_reference_only_itself
     assert ("a_ref.flac", "a_quiet.wav") in found(spark, cfg, "eval")
 
     # A set added later: only it is checked (against the whole library), and the sets overlap.
+    # Checked at a correlation floor no edited copy reaches, it keeps only the exact copies.
     write_audio(later / "d_ref.wav", engine(np.random.default_rng(5), 2.0, RATE), RATE)
     write_audio(later / "a_again.wav", a, RATE)
     cfg = with_references(cfg, {"later": later})
+    cfg = cfg.replace(contamination=dataclasses.replace(cfg.contamination, min_correlation=1.0))
     run_stages(spark, cfg, ["contamination"], command="test", run_id="third", need_library=False)
     third = counters(spark, cfg, "third")
     assert (third["reference_files_checked"], third["library_files_checked"]) == (2, 7)
@@ -163,7 +183,12 @@ def test_a_night_checks_only_new_library_files_and_a_later_reference_only_itself
         for r in tables.read(spark, cfg.warehouse.path, "contamination_summary").where("run_id = 'third'").collect()
     }
     assert summaries["eval"].library_files_checked == 0 and summaries["later"].library_files_checked == 7
-    assert ("d_ref.wav", "d.wav") in found(spark, cfg, "later")
+    later_found = found(spark, cfg, "later")
+    assert ("d_ref.wav", "d.wav") in later_found and ("a_again.wav", "a.wav") in later_found
+    assert ("a_again.wav", "a_noisy.mp3") not in later_found and ("a_ref.flac", "a_noisy.mp3") in found(
+        spark, cfg, "eval"
+    )
+    assert "audio" not in set().union(*later_found.values())
     eval_runs = {
         r.run_id for r in tables.read(spark, cfg.warehouse.path, "contamination").where("reference = 'eval'").collect()
     }
