@@ -12,6 +12,7 @@ Writes bench/results/robustness.{json,md}.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_truth, table, write_results
+from common import RESULTS, load_truth, table, write_results
 from dedup_bench import (
     SAME_AUDIO_CORRELATION,
     chromaprint_baseline,
@@ -127,8 +128,15 @@ def measure(spec: Spec) -> dict:
     }
 
 
-def main() -> None:
-    data = {spec.name: measure(spec) for spec in SPECS}
+def main(names: list[str]) -> None:
+    """Measure the corpora named (default: all); the others keep their last results."""
+    unknown = set(names) - {spec.name for spec in SPECS}
+    if unknown:
+        sys.exit(f"no such corpus: {', '.join(sorted(unknown))} (there are {', '.join(s.name for s in SPECS)})")
+    kept = RESULTS / "robustness.json"
+    data = json.loads(kept.read_text()) if names and kept.exists() else {}
+    data |= {spec.name: measure(spec) for spec in SPECS if not names or spec.name in names}
+    data = {spec.name: data[spec.name] for spec in SPECS if spec.name in data}
     md = "# Robustness benchmark\n\n" + INTRODUCTION + "".join(section(name, d) for name, d in data.items())
     write_results("robustness", data, md)
 
@@ -224,4 +232,4 @@ def section(name: str, data: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -197,7 +197,7 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
         # A matrix-vector product: several times faster than mean(axis=1) on interleaved frames.
         downmix = np.full(handle.channels, 1.0 / handle.channels, dtype=np.float32)
         try:
-            for block in handle.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            for block in _blocks(handle, block_frames):
                 total += len(block)
                 digest.update(_pcm16(block).tobytes())
                 if kept_samples >= limit:
@@ -213,6 +213,13 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
     samples = np.concatenate(kept) if kept else np.zeros(0, np.float32)
     seconds = total / native
     return Decoded(samples[:limit], rate, digest.hexdigest(), seconds, seconds > max_seconds)
+
+
+def _blocks(handle: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:
+    """The file's frames in blocks. SoundFile.blocks refuses a file libsndfile calls
+    unseekable (GSM 6.10 in WAV, as telephony prompts ship); reading in turn works for all."""
+    while len(block := handle.read(frames, dtype="float32", always_2d=True)):
+        yield block
 
 
 def _pcm16(block: np.ndarray) -> np.ndarray:
