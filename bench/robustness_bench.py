@@ -103,6 +103,8 @@ def measure(spec: Spec) -> dict:
                 "aligned_hashes": p.aligned_hashes,
                 "aligned_share": round(p.aligned_share or 0, 3),
                 "triplet_votes": p.triplet_votes,
+                "aligned_peaks": p.aligned_peaks,
+                "peak_significance": p.peak_significance,
                 "speed": round(speed, 3),
                 "waveform_correlation": round(waveform_correlation(a, b, corpus=corpus, speed=speed), 3),
             }
@@ -212,7 +214,19 @@ def section(name: str, data: dict) -> str:
         f"{leakfree['precision_with_confirmed_unknown']:.3f}.\n\n"
     )
     md += table(
-        ["a", "b", "method", "correlation", "aligned", "aligned share", "triplet votes", "speed", "waveform corr"],
+        [
+            "a",
+            "b",
+            "method",
+            "correlation",
+            "aligned",
+            "aligned share",
+            "triplet votes",
+            "aligned peaks",
+            "peak significance",
+            "speed",
+            "waveform corr",
+        ],
         [
             [
                 u["a"],
@@ -222,6 +236,8 @@ def section(name: str, data: dict) -> str:
                 u["aligned_hashes"],
                 u["aligned_share"],
                 u["triplet_votes"],
+                u["aligned_peaks"],
+                u["peak_significance"],
                 u["speed"],
                 u["waveform_correlation"],
             ]

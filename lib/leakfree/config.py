@@ -316,8 +316,10 @@ RANGES: dict[str, Range] = {
     "dedup.verify.caption_min_jaccard": SHARE,
     "dedup.verify.min_share_span_s": NON_NEGATIVE,
     "dedup.verify.*_db": POSITIVE,
-    "dedup.verify.max_scale_change": Range(0, 0.5),
+    "dedup.verify.*max_scale_change": Range(0, 0.5),
     "dedup.verify.scale_step": POSITIVE,
+    "dedup.verify.peak_freq_tolerance": POSITIVE_SHARE,
+    "dedup.verify.*_significance": POSITIVE,
     "dedup.verify.*": COUNT,  # hashes, votes, frames
     "groups.coarse_share": POSITIVE_SHARE,
     "groups.caption_margin_bits": NON_NEGATIVE,

@@ -16,7 +16,16 @@ from leakfree.errors import LeakfreeError
 
 # Links listed for one file; a file with a common setup value has as many as the value has files.
 LINKS_SHOWN = 50
-_PAIR_DETAILS = ("offset_s", "correlation", "aligned_hashes", "containment", "time_scale", "freq_scale")
+_PAIR_DETAILS = (
+    "offset_s",
+    "correlation",
+    "aligned_hashes",
+    "containment",
+    "time_scale",
+    "freq_scale",
+    "aligned_peaks",
+    "peak_significance",
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,10 @@ def in_words(relation: str, details: dict, evidence: str | None, other: str) -> 
         parts.append(f"correlation {details.get('correlation') or 0.0:.2f}")
         if details.get("aligned_hashes"):
             parts.append(f"{details['aligned_hashes']} aligned landmarks")
+        if details.get("aligned_peaks"):
+            parts.append(
+                f"{details['aligned_peaks']} aligned peaks, {details['peak_significance']:.1f} deviations above chance"
+            )
         if (details.get("containment") or 1.0) < 0.95:
             parts.append(f"{details['containment']:.0%} of the shorter one inside the other")
         for key, what in (("time_scale", "speed"), ("freq_scale", "pitch")):

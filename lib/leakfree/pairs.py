@@ -167,6 +167,8 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
                     "time_scale": evidence.time_scale,
                     "freq_scale": evidence.freq_scale,
                     "triplet_votes": evidence.triplet_votes,
+                    "aligned_peaks": evidence.aligned_peaks,
+                    "peak_significance": evidence.peak_significance,
                 }
             )
     if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:

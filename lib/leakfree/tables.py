@@ -127,6 +127,8 @@ _PAIRS = pa.schema(
         ("time_scale", pa.float64()),
         ("freq_scale", pa.float64()),
         ("triplet_votes", pa.int32()),
+        ("aligned_peaks", pa.int32()),
+        ("peak_significance", pa.float64()),
         ("caption_jaccard", pa.float64()),
         ("run_id", pa.string()),
     ]

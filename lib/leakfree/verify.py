@@ -34,6 +34,8 @@ class AudioEvidence:
     time_scale: float = 1.0  # b's duration over a's: 1/1.03 for b played 3 % faster
     freq_scale: float = 1.0  # b's frequencies over a's: 1.03 for b played 3 % faster
     triplet_votes: int = 0  # triplet hashes agreeing on time_scale and the offset
+    aligned_peaks: int = 0  # spectral peaks of a that b has where time_scale and freq_scale put them
+    peak_significance: float = 0.0  # how far their moments stand above chance, in deviations
 
     def verified(self, params: VerifyParams) -> bool:
         """Strong correlation, backed by hashes that agree on an offset unless the correlation
@@ -41,7 +43,8 @@ class AudioEvidence:
         can share a spectral shape and envelope, but not exact landmark pairs in time. Or a
         weaker correlation (noise, fades) with a great many hashes agreeing on the offset."""
         agreeing = max(self.aligned_hashes, self.triplet_votes)
-        if agreeing >= params.many_aligned_hashes and self.correlation >= params.weak_correlation:
+        many = agreeing >= params.many_aligned_hashes or self.peak_significance >= params.many_peak_significance
+        if many and self.correlation >= params.weak_correlation:
             return True  # hundreds of landmarks agreeing on the offset outweigh a noisy spectrum
         if (
             self.aligned_hashes >= params.min_share_hashes
@@ -52,6 +55,8 @@ class AudioEvidence:
             return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
         if self.correlation < params.min_correlation:
             return False
+        if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
+            return self.peak_significance >= params.min_peak_significance
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
             return self.triplet_votes >= params.min_triplet_votes
         return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
@@ -157,7 +162,10 @@ def audio_evidence(
     if as_is.verified(params) or len(a["triplet_hashes"]) == 0 or len(b["triplet_hashes"]) == 0:
         return as_is
     scaled = scaled_evidence(a, b, params, mel_hz, vote)
-    return scaled if scaled is not None and scaled.verified(params) else as_is
+    if scaled is not None and scaled.verified(params):
+        return scaled
+    peaks = peak_evidence(a, b, params, mel_hz, as_is)
+    return peaks if peaks is not None and peaks.verified(params) else as_is
 
 
 def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
@@ -260,6 +268,139 @@ def scaled_evidence(
         time_scale=round(time_scale, 4),
         freq_scale=round(freq_scale, 4),
         triplet_votes=len(vote.anchors),
+    )
+
+
+_PEAK_VOTES_AT_ONCE = 1 << 21  # peak pairs x time scales voted in one array: 16 MB of offsets
+
+
+@dataclass(frozen=True)
+class PeakAlignment:
+    """The time and frequency scale and the offset (b's frame = time_scale * a's frame +
+    offset, in hash frames) at which a's spectral peaks best find b's, and how far that
+    stands above chance."""
+
+    time_scale: float
+    freq_scale: float
+    offset: float
+    aligned: int  # distinct peaks of a that find one of b's there
+    significance: float
+    anchors: np.ndarray  # frames in a of those peaks
+
+
+def spectral_points(row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(frame, FFT bin) of the peaks a file's triplet hashes are anchored on, each once."""
+    points = np.unique(row["triplet_points"].astype(np.int64))
+    return (points >> 10).astype(np.float64), (points & 1023) / 2.0
+
+
+def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | None:
+    """Every pair of peaks (one of a, one of b) at frequencies the reading relates votes for
+    the offset it implies. Readings: frequency scales in steps of the frequency tolerance
+    over 1 +- peak_max_scale_change, each with the time scale of a pitch shift (1) and of a
+    speed change (its inverse); at frequency scale 1, also those of a time stretch.
+
+    Significance is counted in moments (frames of a that hold an agreeing peak), not peaks:
+    a transient's broadband peaks line up with any other transient's all together, so they
+    are one chance event, not many. The chance count is what the best offset would
+    hold if the reading's votes spread evenly over the offsets they span, in a's moments
+    per peak; significance is the excess in deviations of a count. The reading with the
+    most significant offset wins.
+
+    Single peaks survive edits that break the pairs and triplets that hashes are made of:
+    an echo or reverb adds peaks and masks some, noise buries the weaker ones, and a hash
+    is lost when any one of its peaks is."""
+    time_a, bins_a = spectral_points(a)
+    time_b, bins_b = spectral_points(b)
+    if len(time_a) == 0 or len(time_b) == 0:
+        return None
+    order = np.argsort(bins_b, kind="stable")
+    bins_b, time_b = bins_b[order], time_b[order]
+    tolerance, width = params.peak_freq_tolerance, float(params.peak_offset_frames)
+    moments_per_peak = len(np.unique(time_a)) / len(time_a)
+    top = np.floor(np.log1p(params.peak_max_scale_change) / tolerance)
+    freq_scales = np.exp(np.arange(-top, top + 1) * tolerance)
+    steps = round(params.peak_max_scale_change / params.scale_step)
+    stretches = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
+    best = None
+    for freq_scale in freq_scales:
+        lo = np.searchsorted(bins_b, bins_a * freq_scale * (1 - tolerance) - 0.5)
+        hi = np.searchsorted(bins_b, bins_a * freq_scale * (1 + tolerance) + 0.5, "right")
+        counts = hi - lo
+        total = int(counts.sum())
+        if total == 0:
+            continue
+        ia = np.repeat(np.arange(len(time_a)), counts)
+        ib = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(total)
+        time_scales = stretches if abs(freq_scale - 1) < tolerance / 2 else np.array([1.0, 1 / freq_scale])
+        rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // total)
+        for first in range(0, len(time_scales), rows_at_once):
+            scales = time_scales[first : first + rows_at_once]
+            shifts = (time_b[ib][None, :] - scales[:, None] * time_a[ia][None, :]) / width
+            for phase in (0.0, 0.5):  # two binnings, so a cluster on a bin edge is not split
+                best = _best_offset(shifts, phase, scales, freq_scale, ia, time_a, moments_per_peak, width, best)
+    return best
+
+
+def _best_offset(
+    shifts: np.ndarray,
+    phase: float,
+    scales: np.ndarray,
+    freq_scale: float,
+    ia: np.ndarray,
+    time_a: np.ndarray,
+    moments_per_peak: float,
+    width: float,
+    best: PeakAlignment | None,
+) -> PeakAlignment | None:
+    """The best of `best` and the fullest offset cell of each time scale's row of shifts."""
+    cells = np.floor(shifts + phase).astype(np.int64)
+    low, high = cells.min(axis=1), cells.max(axis=1)
+    span = int((high - low).max()) + 1
+    votes = np.bincount(
+        ((cells - low[:, None]) + span * np.arange(len(scales))[:, None]).ravel(), minlength=span * len(scales)
+    )
+    votes = votes.reshape(len(scales), span)
+    top = votes.argmax(axis=1)
+    chance = shifts.shape[1] / (high - low + 1) * moments_per_peak
+    # The most any row can reach: every vote in its fullest cell a moment of its own.
+    bound = (votes[np.arange(len(scales)), top] - chance) / np.sqrt(chance + 1)
+    for row in np.argsort(-bound):
+        if best is not None and bound[row] <= best.significance:
+            break
+        agreeing = np.unique(ia[cells[row] - low[row] == top[row]])
+        significance = float((len(np.unique(time_a[agreeing])) - chance[row]) / np.sqrt(chance[row] + 1))
+        if best is None or significance > best.significance:
+            offset = (top[row] + low[row] - phase + 0.5) * width
+            best = PeakAlignment(
+                float(scales[row]), float(freq_scale), float(offset), len(agreeing), significance, time_a[agreeing]
+            )
+    return best
+
+
+def peak_evidence(
+    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, as_is: AudioEvidence
+) -> AudioEvidence | None:
+    """The evidence at the reading single spectral peaks agree on (peak_alignment): the
+    log-mel correlation with b warped to it, and how far the peaks agree above chance.
+    None when they do not stand out from chance enough to back any correlation."""
+    found = peak_alignment(a, b, params)
+    if found is None or found.significance < params.min_peak_significance:
+        return None
+    frames_b = b["logmel"]
+    if (found.time_scale, found.freq_scale) != (1.0, 1.0):
+        frames_b = warp_logmel(frames_b, found.time_scale, found.freq_scale, mel_hz)
+    alignment = best_alignment(normalized_frames(a["logmel"], params), normalized_frames(frames_b, params), params)
+    return _evidence(
+        alignment,
+        (as_is.jaccard, as_is.containment),
+        a,
+        found.anchors,
+        aligned_hashes=0,
+        time_scale=round(found.time_scale, 4),
+        freq_scale=round(found.freq_scale, 4),
+        aligned_peaks=found.aligned,
+        peak_significance=round(float(found.significance), 2),
     )
 
 

@@ -21,4 +21,6 @@ def test_links_read_as_sentences_from_either_end():
     assert audio.describe(2).startswith("matches f1.wav")
     assert in_words("exact_pcm", {}, None, "x.flac") == "the same decoded audio as x.flac"
     assert "speed 1.030x" in in_words("audio", {"time_scale": 1.03, "correlation": 0.8}, None, "y")
+    peaks = {"correlation": 0.6, "aligned_peaks": 40, "peak_significance": 14.2}
+    assert "40 aligned peaks, 14.2 deviations above chance" in in_words("audio", peaks, None, "y")
     assert in_words("setup:cd", {}, "same cd: CD 14", "z") == "the same setup key as z: same cd: CD 14"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import soxr
@@ -11,7 +13,7 @@ from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import audio_evidence as evidence_at_speeds
-from leakfree.verify import matching_offsets, warp_logmel
+from leakfree.verify import matching_offsets, peak_alignment, warp_logmel
 
 SETTINGS = Config.from_toml()
 RATE = SETTINGS.features.analysis_rate
@@ -154,3 +156,31 @@ def test_warping_a_logmel_to_its_speed_undoes_the_change():
 
     assert error(warped) < 0.6 * error(changed.astype(np.float32))
     assert len(warped) == pytest.approx(len(original), abs=3)
+
+
+def test_peaks_find_the_reading_of_a_copy_and_stay_near_chance_for_another_sound():
+    x = sound(61, 3.0)
+    found = peak_alignment(features(x), features(faster(x, 1.1)), PARAMS)
+    assert found.freq_scale == pytest.approx(1.1, abs=PARAMS.peak_freq_tolerance)
+    assert found.time_scale == pytest.approx(1 / 1.1, abs=PARAMS.peak_freq_tolerance)
+    assert found.significance >= PARAMS.many_peak_significance
+    other = peak_alignment(features(x), features(faster(sound(161, 3.0), 1.1)), PARAMS)
+    assert other.significance < PARAMS.min_peak_significance
+
+
+def test_two_copies_edited_apart_meet_through_their_peaks():
+    # 6 % slower and 6 % faster: 13 % apart, outside the triplet vote's scales.
+    x = sound(62, 4.0)
+    slow, fast = features(faster(x, 0.94)), features(faster(x, 1.06))
+    evidence = audio_evidence(slow, fast, PARAMS)
+    assert evidence.verified(PARAMS)
+    assert evidence.aligned_peaks > 0 and evidence.peak_significance >= PARAMS.min_peak_significance
+    assert evidence.freq_scale == pytest.approx(1.06 / 0.94, abs=PARAMS.peak_freq_tolerance)
+    without_peaks = replace(PARAMS, min_peak_significance=1e9, many_peak_significance=1e9)
+    assert not audio_evidence(slow, fast, without_peaks).verified(without_peaks)
+
+
+def test_unrelated_sounds_edited_apart_stay_unverified():
+    for seed in range(70, 80):
+        a, b = faster(sound(seed, 3.0), 0.94), faster(sound(seed + 100, 3.0), 1.06)
+        assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
