@@ -137,7 +137,10 @@ def main(names: list[str]) -> None:
         sys.exit(f"no such corpus: {', '.join(sorted(unknown))} (there are {', '.join(s.name for s in SPECS)})")
     kept = RESULTS / "robustness.json"
     data = json.loads(kept.read_text()) if names and kept.exists() else {}
-    data |= {spec.name: measure(spec) for spec in SPECS if not names or spec.name in names}
+    for spec in SPECS:
+        if not names or spec.name in names:
+            data[spec.name] = measure(spec)
+            kept.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")  # kept if a later corpus fails
     data = {spec.name: data[spec.name] for spec in SPECS if spec.name in data}
     md = "# Robustness benchmark\n\n" + INTRODUCTION + "".join(section(name, d) for name, d in data.items())
     write_results("robustness", data, md)
@@ -236,8 +239,8 @@ def section(name: str, data: dict) -> str:
                 u["aligned_hashes"],
                 u["aligned_share"],
                 u["triplet_votes"],
-                u["aligned_peaks"],
-                u["peak_significance"],
+                u.get("aligned_peaks", ""),  # results from before the peaks had none
+                u.get("peak_significance", ""),
                 u["speed"],
                 u["waveform_correlation"],
             ]
