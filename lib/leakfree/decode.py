@@ -119,12 +119,15 @@ def _check_header(info: AudioInfo, *, max_sample_rate: int, max_channels: int) -
 def _check_tail(handle: sf.SoundFile, info: AudioInfo) -> None:
     start = max(info.frames - _TAIL_FRAMES, 0)
     try:
-        handle.seek(start)
-        got = len(handle.read(info.frames - start, dtype="float32", always_2d=True))
+        if handle.seekable():
+            handle.seek(start)
+            got = start + len(handle.read(info.frames - start, dtype="float32", always_2d=True))
+        else:  # GSM 6.10 in WAV: libsndfile cannot seek in it, so it is read through
+            got = sum(len(block) for block in _blocks(handle, _TAIL_FRAMES))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError("truncated", f"cannot read the last frames: {exc}") from None
-    if got < info.frames - start:
-        raise AudioError("truncated", f"header promises {info.frames} frames, {start + got} readable")
+    if got < info.frames:
+        raise AudioError("truncated", f"header promises {info.frames} frames, {got} readable")
 
 
 def _classify(exc: sf.LibsndfileError, raw: BinaryIO) -> AudioError:

@@ -123,15 +123,18 @@ def test_a_two_hour_file_is_decoded_in_bounded_memory(tmp_path):
     assert peak < 40 * 2**20, peak
 
 
-def test_a_gsm_wav_libsndfile_cannot_seek_is_decoded_whole(tmp_path):
-    """Telephony prompts ship as GSM 6.10 in WAV, which SoundFile.blocks refuses."""
+def test_a_gsm_wav_libsndfile_cannot_seek_is_probed_and_decoded_whole(tmp_path):
+    """Telephony prompts ship as GSM 6.10 in WAV, in which libsndfile cannot seek."""
     import soundfile as sf
 
-    from leakfree.decode import decode_mono
+    from leakfree.decode import decode_mono, read_info
 
     x = tone("bell", 2.0, rate=8000)
     sf.write(tmp_path / "prompt.wav", x, 8000, subtype="GSM610")
     assert not sf.SoundFile(tmp_path / "prompt.wav").seekable()
+    size = (tmp_path / "prompt.wav").stat().st_size
+    info = read_info(str(tmp_path / "prompt.wav"), size=size, max_sample_rate=48000, max_channels=2)
+    assert info.frames == pytest.approx(16000, abs=400)
     decoded = decode_mono(str(tmp_path / "prompt.wav"), rate=8000, max_seconds=60, block_frames=4096)
     assert decoded.seconds == pytest.approx(2.0, abs=0.05)
     assert len(decoded.samples) == pytest.approx(16000, abs=400)
