@@ -11,6 +11,8 @@ which matching hashes agree) is kept with the edge so a person can see why it wa
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,13 +131,17 @@ def matching_hashes(hashes_a: np.ndarray, hashes_b: np.ndarray) -> tuple[np.ndar
         return np.empty(0, np.int64), np.empty(0, np.int64)
     order_b = np.argsort(hashes_b, kind="stable")
     sorted_b = hashes_b[order_b]
-    lo = np.searchsorted(sorted_b, hashes_a, "left")
-    hi = np.searchsorted(sorted_b, hashes_a, "right")
+    a_index, positions = expand_ranges(
+        np.searchsorted(sorted_b, hashes_a, "left"), np.searchsorted(sorted_b, hashes_a, "right")
+    )
+    return a_index, order_b[positions]
+
+
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) for every j in lo[i] .. hi[i] - 1, built without a Python loop."""
     counts = hi - lo
-    a_index = np.repeat(np.arange(len(hashes_a)), counts)
-    # Positions lo..hi-1 for every a, built without a Python loop.
     starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return a_index, order_b[starts + np.arange(counts.sum())]
+    return np.repeat(np.arange(len(lo)), counts), starts + np.arange(counts.sum())
 
 
 def audio_evidence(
@@ -158,20 +164,37 @@ def audio_evidence(
         vote = triplet_vote(a, b, params)
         if vote is None:
             return None
-    as_is = unscaled_evidence(a, b, params)
+    aligned = aligner(a, b, params, mel_hz)
+    as_is = unscaled_evidence(a, b, params, aligned)
     if as_is.verified(params) or len(a["triplet_hashes"]) == 0 or len(b["triplet_hashes"]) == 0:
         return as_is
-    scaled = scaled_evidence(a, b, params, mel_hz, vote)
+    scaled = scaled_evidence(a, b, params, aligned, vote)
     if scaled is not None and scaled.verified(params):
         return scaled
-    peaks = peak_evidence(a, b, params, mel_hz, as_is)
+    peaks = peak_evidence(a, b, params, aligned, as_is)
     return peaks if peaks is not None and peaks.verified(params) else as_is
 
 
-def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
-    correlation, offset, overlap = best_alignment(
-        normalized_frames(a["logmel"], params), normalized_frames(b["logmel"], params), params
-    )
+Aligner = Callable[[float, float], tuple[float, int, int]]
+
+
+def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Aligner:
+    """best_alignment of a with b warped to a (time scale, frequency scale) reading; a's
+    frames are normalized once and each reading is aligned once, however many ways lead to it."""
+    frames_a = normalized_frames(a["logmel"], params)
+
+    @functools.cache
+    def aligned(time_scale: float, freq_scale: float) -> tuple[float, int, int]:
+        frames_b = b["logmel"]
+        if (time_scale, freq_scale) != (1.0, 1.0):
+            frames_b = warp_logmel(frames_b, time_scale, freq_scale, mel_hz)
+        return best_alignment(frames_a, normalized_frames(frames_b, params), params)
+
+    return aligned
+
+
+def unscaled_evidence(a: dict, b: dict, params: VerifyParams, aligned: Aligner) -> AudioEvidence:
+    correlation, offset, overlap = aligned(1.0, 1.0)
     jaccard, containment, smaller = set_similarity(a["hashes"], b["hashes"])
     frames_per_mel = round(a["logmel_hop_s"] / a["hop_s"])
     anchors, offsets = matching_offsets(a["hashes"], a["times"], b["hashes"], b["times"])
@@ -185,6 +208,9 @@ def unscaled_evidence(a: dict, b: dict, params: VerifyParams) -> AudioEvidence:
         aligned_hashes=int(agree.sum()),
         aligned_share=int(agree.sum()) / max(smaller, 1),
     )
+
+
+_PHASES = (0.0, 0.5)  # two binnings of offsets, so a cluster on one's cell edge is whole in the other
 
 
 @dataclass(frozen=True)
@@ -212,14 +238,11 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
     width = params.offset_bin_frames * round(a["logmel_hop_s"] / a["hop_s"])
     shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
     best_votes, time_scale, centre = 0, 1.0, 0.0
-    for phase in (0.0, 0.5):  # two binnings, so a cluster on a bin edge is not split
-        cells = np.floor(shifts + phase).astype(np.int64)
-        low = cells.min()
-        span = int(cells.max() - low) + 1
-        votes = np.bincount(((cells - low) + span * np.arange(len(scales))[:, None]).ravel())
-        k = int(np.argmax(votes))
-        if votes[k] > best_votes:
-            best_votes, time_scale, centre = int(votes[k]), float(scales[k // span]), k % span + low + 0.5 - phase
+    for phase in _PHASES:
+        _, low, votes = offset_cells(shifts, phase)
+        row, cell = np.unravel_index(int(np.argmax(votes)), votes.shape)
+        if votes[row, cell] > best_votes:
+            best_votes, time_scale, centre = int(votes[row, cell]), float(scales[row]), cell + low[row] + 0.5 - phase
     voters = np.abs(time_b - time_scale * time_a - centre * width) <= width
     voters &= (bins_a >= 3) & (bins_b >= 3)
     if voters.sum() < max(params.min_triplet_votes, params.min_vote_share * len(ia)):
@@ -231,7 +254,7 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
 
 
 def scaled_evidence(
-    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, vote: TripletVote | None = None
+    a: dict, b: dict, params: VerifyParams, aligned: Aligner, vote: TripletVote | None = None
 ) -> AudioEvidence | None:
     """The evidence at the time and frequency scale that the triplet hashes point to.
 
@@ -254,11 +277,7 @@ def scaled_evidence(
             (time_scale, 1.0),
         )
     }
-    frames_a = normalized_frames(a["logmel"], params)
-    (correlation, offset, overlap), (time_scale, freq_scale) = max(
-        (best_alignment(frames_a, normalized_frames(warp_logmel(b["logmel"], t, f, mel_hz), params), params), (t, f))
-        for t, f in sorted(readings)
-    )
+    (correlation, offset, overlap), (time_scale, freq_scale) = max((aligned(t, f), (t, f)) for t, f in sorted(readings))
     return _evidence(
         (correlation, offset, overlap),
         set_similarity(a["triplet_hashes"], b["triplet_hashes"])[:2],
@@ -305,7 +324,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     are one chance event, not many. The chance count is what the best offset would
     hold if the reading's votes spread evenly over the offsets they span, in a's moments
     per peak; significance is the excess in deviations of a count. The reading with the
-    most significant offset wins.
+    most significant offset wins; None when none reaches min_peak_significance.
 
     Single peaks survive edits that break the pairs and triplets that hashes are made of:
     an echo or reverb adds peaks and masks some, noise buries the weaker ones, and a hash
@@ -318,81 +337,104 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     bins_b, time_b = bins_b[order], time_b[order]
     tolerance, width = params.peak_freq_tolerance, float(params.peak_offset_frames)
     moments_per_peak = len(np.unique(time_a)) / len(time_a)
-    top = np.floor(np.log1p(params.peak_max_scale_change) / tolerance)
-    freq_scales = np.exp(np.arange(-top, top + 1) * tolerance)
-    steps = round(params.peak_max_scale_change / params.scale_step)
-    stretches = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
-    best = None
-    for freq_scale in freq_scales:
-        lo = np.searchsorted(bins_b, bins_a * freq_scale * (1 - tolerance) - 0.5)
-        hi = np.searchsorted(bins_b, bins_a * freq_scale * (1 + tolerance) + 0.5, "right")
-        counts = hi - lo
-        total = int(counts.sum())
-        if total == 0:
+    best, floor = None, params.min_peak_significance
+    for freq_scale, time_scales in peak_readings(params):
+        ia, ib = expand_ranges(
+            np.searchsorted(bins_b, bins_a * freq_scale * (1 - tolerance) - 0.5),
+            np.searchsorted(bins_b, bins_a * freq_scale * (1 + tolerance) + 0.5, "right"),
+        )
+        anchors = time_a[ia]  # sorted, as spectral_points sorts by frame
+        # Chance is least where the offsets spread widest: no offset of this reading can do better.
+        widest = (np.ptp(time_b) + time_scales.max() * np.ptp(time_a)) / width + 2
+        if len(ia) == 0 or significance(distinct_count(anchors), len(ia) / widest * moments_per_peak) < floor:
             continue
-        ia = np.repeat(np.arange(len(time_a)), counts)
-        ib = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(total)
-        time_scales = stretches if abs(freq_scale - 1) < tolerance / 2 else np.array([1.0, 1 / freq_scale])
-        rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // total)
+        rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // len(ia))
         for first in range(0, len(time_scales), rows_at_once):
             scales = time_scales[first : first + rows_at_once]
-            shifts = (time_b[ib][None, :] - scales[:, None] * time_a[ia][None, :]) / width
-            for phase in (0.0, 0.5):  # two binnings, so a cluster on a bin edge is not split
-                best = _best_offset(shifts, phase, scales, freq_scale, ia, time_a, moments_per_peak, width, best)
+            shifts = (time_b[ib][None, :] - scales[:, None] * anchors[None, :]) / width
+            for phase in _PHASES:
+                found = _most_significant_offset(shifts, phase, anchors, moments_per_peak, floor)
+                if found is not None:
+                    row, cell, agree, found_significance = found
+                    peaks = np.unique(ia[agree])
+                    best = PeakAlignment(
+                        float(scales[row]),
+                        float(freq_scale),
+                        (cell - phase + 0.5) * width,
+                        len(peaks),
+                        found_significance,
+                        time_a[peaks],
+                    )
+                    floor = np.nextafter(found_significance, np.inf)  # a tie keeps the first found
     return best
 
 
-def _best_offset(
-    shifts: np.ndarray,
-    phase: float,
-    scales: np.ndarray,
-    freq_scale: float,
-    ia: np.ndarray,
-    time_a: np.ndarray,
-    moments_per_peak: float,
-    width: float,
-    best: PeakAlignment | None,
-) -> PeakAlignment | None:
-    """The best of `best` and the fullest offset cell of each time scale's row of shifts."""
-    cells = np.floor(shifts + phase).astype(np.int64)
-    low, high = cells.min(axis=1), cells.max(axis=1)
-    span = int((high - low).max()) + 1
-    votes = np.bincount(
-        ((cells - low[:, None]) + span * np.arange(len(scales))[:, None]).ravel(), minlength=span * len(scales)
-    )
-    votes = votes.reshape(len(scales), span)
+def peak_readings(params: VerifyParams) -> list[tuple[float, np.ndarray]]:
+    """(frequency scale, the time scales tried with it) of every reading peak_alignment tries."""
+    tolerance = params.peak_freq_tolerance
+    top = np.floor(np.log1p(params.peak_max_scale_change) / tolerance)
+    steps = round(params.peak_max_scale_change / params.scale_step)
+    stretches = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
+    return [
+        (freq_scale, stretches if abs(freq_scale - 1) < tolerance / 2 else np.array([1.0, 1 / freq_scale]))
+        for freq_scale in np.exp(np.arange(-top, top + 1) * tolerance)
+    ]
+
+
+def _most_significant_offset(
+    shifts: np.ndarray, phase: float, anchors: np.ndarray, moments_per_peak: float, floor: float
+) -> tuple[int, int, np.ndarray, float] | None:
+    """(row, offset cell, which shifts fall in it, significance) of the fullest cell of the
+    row whose fullest cell stands furthest above chance, if that is at least `floor`."""
+    cells, low, votes = offset_cells(shifts, phase)
     top = votes.argmax(axis=1)
-    chance = shifts.shape[1] / (high - low + 1) * moments_per_peak
+    chance = shifts.shape[1] / (cells.max(axis=1) + 1) * moments_per_peak
     # The most any row can reach: every vote in its fullest cell a moment of its own.
-    bound = (votes[np.arange(len(scales)), top] - chance) / np.sqrt(chance + 1)
+    bound = significance(votes[np.arange(len(votes)), top], chance)
+    found = None
     for row in np.argsort(-bound):
-        if best is not None and bound[row] <= best.significance:
+        if bound[row] < floor:
             break
-        agreeing = np.unique(ia[cells[row] - low[row] == top[row]])
-        significance = float((len(np.unique(time_a[agreeing])) - chance[row]) / np.sqrt(chance[row] + 1))
-        if best is None or significance > best.significance:
-            offset = (top[row] + low[row] - phase + 0.5) * width
-            best = PeakAlignment(
-                float(scales[row]), float(freq_scale), float(offset), len(agreeing), significance, time_a[agreeing]
-            )
-    return best
+        agree = cells[row] == top[row]
+        row_significance = significance(distinct_count(anchors[agree]), chance[row])
+        if row_significance >= floor:
+            found = int(row), int(top[row] + low[row]), agree, float(row_significance)
+            floor = np.nextafter(row_significance, np.inf)
+    return found
+
+
+def significance(moments: float | np.ndarray, chance: float | np.ndarray) -> float | np.ndarray:
+    """How far a count stands above what chance puts there, in deviations of a count."""
+    return (moments - chance) / np.sqrt(chance + 1)
+
+
+def distinct_count(sorted_values: np.ndarray) -> int:
+    return int(np.count_nonzero(np.diff(sorted_values))) + 1 if len(sorted_values) else 0
+
+
+def offset_cells(shifts: np.ndarray, phase: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's shifts binned into unit cells moved by `phase`: (cell of each shift from its
+    row's lowest, each row's lowest cell, votes[row, cell])."""
+    cells = np.floor(shifts + phase).astype(np.int64)
+    low = cells.min(axis=1)
+    cells -= low[:, None]
+    span = int(cells.max()) + 1
+    rows = len(cells)
+    votes = np.bincount((cells + span * np.arange(rows)[:, None]).ravel(), minlength=span * rows)
+    return cells, low, votes.reshape(rows, span)
 
 
 def peak_evidence(
-    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, as_is: AudioEvidence
+    a: dict, b: dict, params: VerifyParams, aligned: Aligner, as_is: AudioEvidence
 ) -> AudioEvidence | None:
     """The evidence at the reading single spectral peaks agree on (peak_alignment): the
     log-mel correlation with b warped to it, and how far the peaks agree above chance.
     None when they do not stand out from chance enough to back any correlation."""
     found = peak_alignment(a, b, params)
-    if found is None or found.significance < params.min_peak_significance:
+    if found is None:
         return None
-    frames_b = b["logmel"]
-    if (found.time_scale, found.freq_scale) != (1.0, 1.0):
-        frames_b = warp_logmel(frames_b, found.time_scale, found.freq_scale, mel_hz)
-    alignment = best_alignment(normalized_frames(a["logmel"], params), normalized_frames(frames_b, params), params)
     return _evidence(
-        alignment,
+        aligned(found.time_scale, found.freq_scale),
         (as_is.jaccard, as_is.containment),
         a,
         found.anchors,

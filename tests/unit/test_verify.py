@@ -164,8 +164,15 @@ def test_peaks_find_the_reading_of_a_copy_and_stay_near_chance_for_another_sound
     assert found.freq_scale == pytest.approx(1.1, abs=PARAMS.peak_freq_tolerance)
     assert found.time_scale == pytest.approx(1 / 1.1, abs=PARAMS.peak_freq_tolerance)
     assert found.significance >= PARAMS.many_peak_significance
-    other = peak_alignment(features(x), features(faster(sound(161, 3.0), 1.1)), PARAMS)
-    assert other.significance < PARAMS.min_peak_significance
+    assert peak_alignment(features(x), features(faster(sound(161, 3.0), 1.1)), PARAMS) is None
+
+
+def test_peaks_align_nothing_with_a_file_that_has_no_peaks():
+    x = features(sound(63, 3.0))
+    silent = features(np.zeros(len(sound(63, 3.0)), np.float32))
+    assert len(silent["triplet_points"]) == 0
+    assert peak_alignment(x, silent, PARAMS) is None
+    assert peak_alignment(silent, x, PARAMS) is None
 
 
 def test_two_copies_edited_apart_meet_through_their_peaks():
