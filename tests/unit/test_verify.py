@@ -168,8 +168,8 @@ def test_peaks_find_the_reading_of_a_copy_and_stay_near_chance_for_another_sound
 
 
 def test_peaks_align_nothing_with_a_file_that_has_no_peaks():
-    x = features(sound(63, 3.0))
-    silent = features(np.zeros(len(sound(63, 3.0)), np.float32))
+    audio = sound(63, 3.0)
+    x, silent = features(audio), features(np.zeros_like(audio))
     assert len(silent["triplet_points"]) == 0
     assert peak_alignment(x, silent, PARAMS) is None
     assert peak_alignment(silent, x, PARAMS) is None
