@@ -210,7 +210,7 @@ def unscaled_evidence(a: dict, b: dict, params: VerifyParams, aligned: Aligner) 
     )
 
 
-_PHASES = (0.0, 0.5)  # two binnings of offsets, so a cluster on one's cell edge is whole in the other
+_PHASES = (0, 1)  # in half cells: two binnings of offsets, so a cluster on one's cell edge is whole in the other
 
 
 @dataclass(frozen=True)
@@ -238,11 +238,12 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
     width = params.offset_bin_frames * round(a["logmel_hop_s"] / a["hop_s"])
     shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
     best_votes, time_scale, centre = 0, 1.0, 0.0
+    cells = OffsetCells(shifts)
     for phase in _PHASES:
-        _, low, votes = offset_cells(shifts, phase)
+        votes = cells.votes(phase)
         row, cell = np.unravel_index(int(np.argmax(votes)), votes.shape)
         if votes[row, cell] > best_votes:
-            best_votes, time_scale, centre = int(votes[row, cell]), float(scales[row]), cell + low[row] + 0.5 - phase
+            best_votes, time_scale, centre = int(votes[row, cell]), float(scales[row]), cells.centre(cell, phase)
     voters = np.abs(time_b - time_scale * time_a - centre * width) <= width
     voters &= (bins_a >= 3) & (bins_b >= 3)
     if voters.sum() < max(params.min_triplet_votes, params.min_vote_share * len(ia)):
@@ -351,16 +352,16 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
         rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // len(ia))
         for first in range(0, len(time_scales), rows_at_once):
             scales = time_scales[first : first + rows_at_once]
-            shifts = (time_b[ib][None, :] - scales[:, None] * anchors[None, :]) / width
+            cells = OffsetCells((time_b[ib][None, :] - scales[:, None] * anchors[None, :]) / width)
             for phase in _PHASES:
-                found = _most_significant_offset(shifts, phase, anchors, moments_per_peak, floor)
+                found = _most_significant_offset(cells, phase, anchors, moments_per_peak, floor)
                 if found is not None:
                     row, cell, agree, found_significance = found
                     peaks = np.unique(ia[agree])
                     best = PeakAlignment(
                         float(scales[row]),
                         float(freq_scale),
-                        (cell - phase + 0.5) * width,
+                        cells.centre(cell, phase) * width,
                         len(peaks),
                         found_significance,
                         time_a[peaks],
@@ -382,23 +383,23 @@ def peak_readings(params: VerifyParams) -> list[tuple[float, np.ndarray]]:
 
 
 def _most_significant_offset(
-    shifts: np.ndarray, phase: float, anchors: np.ndarray, moments_per_peak: float, floor: float
+    cells: OffsetCells, phase: int, anchors: np.ndarray, moments_per_peak: float, floor: float
 ) -> tuple[int, int, np.ndarray, float] | None:
     """(row, offset cell, which shifts fall in it, significance) of the fullest cell of the
     row whose fullest cell stands furthest above chance, if that is at least `floor`."""
-    cells, low, votes = offset_cells(shifts, phase)
+    votes = cells.votes(phase)
     top = votes.argmax(axis=1)
-    chance = shifts.shape[1] / (cells.max(axis=1) + 1) * moments_per_peak
+    chance = cells.halves.shape[1] / cells.spans(phase) * moments_per_peak
     # The most any row can reach: every vote in its fullest cell a moment of its own.
     bound = significance(votes[np.arange(len(votes)), top], chance)
     found = None
     for row in np.argsort(-bound):
         if bound[row] < floor:
             break
-        agree = cells[row] == top[row]
+        agree = cells.row(row, phase) == top[row]
         row_significance = significance(distinct_count(anchors[agree]), chance[row])
         if row_significance >= floor:
-            found = int(row), int(top[row] + low[row]), agree, float(row_significance)
+            found = int(row), int(top[row]), agree, float(row_significance)
             floor = np.nextafter(row_significance, np.inf)
     return found
 
@@ -412,16 +413,43 @@ def distinct_count(sorted_values: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(sorted_values))) + 1 if len(sorted_values) else 0
 
 
-def offset_cells(shifts: np.ndarray, phase: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's shifts binned into unit cells moved by `phase`: (cell of each shift from its
-    row's lowest, each row's lowest cell, votes[row, cell])."""
-    cells = np.floor(shifts + phase).astype(np.int64)
-    low = cells.min(axis=1)
-    cells -= low[:, None]
-    span = int(cells.max()) + 1
-    rows = len(cells)
-    votes = np.bincount((cells + span * np.arange(rows)[:, None]).ravel(), minlength=span * rows)
-    return cells, low, votes.reshape(rows, span)
+class OffsetCells:
+    """Each row's shifts binned into unit cells at two phases (cell edges at the integers,
+    and half a cell on), counted once in half cells: floor(x) and floor(x + 1/2) are
+    floor(2x) // 2 and (floor(2x) + 1) // 2. Cells count from an even half cell below every
+    shift, so both phases index their cells from one origin."""
+
+    def __init__(self, shifts: np.ndarray):
+        halves = np.floor(2 * shifts).astype(np.int64)
+        self.origin = int(halves.min()) // 2
+        halves -= 2 * self.origin
+        self.halves = halves
+        self.lowest, self.highest = halves.min(axis=1), halves.max(axis=1)
+        span = 2 * ((int(self.highest.max()) + 1) // 2 + 1)  # whole cells at phase 1 too
+        rows = len(halves)
+        counts = np.bincount((halves + span * np.arange(rows)[:, None]).ravel(), minlength=span * rows)
+        self.half_votes = counts.reshape(rows, span)
+
+    def votes(self, phase: int) -> np.ndarray:
+        """votes[row, cell] at a phase of 0 or 1 half cell."""
+        even, odd = self.half_votes[:, 0::2], self.half_votes[:, 1::2]
+        if phase == 0:
+            return even + odd
+        votes = even.copy()
+        votes[:, 1:] += odd[:, :-1]
+        return votes
+
+    def row(self, row: int, phase: int) -> np.ndarray:
+        """The cell of each of one row's shifts."""
+        return (self.halves[row] + phase) // 2
+
+    def spans(self, phase: int) -> np.ndarray:
+        """How many cells each row's shifts cover."""
+        return (self.highest + phase) // 2 - (self.lowest + phase) // 2 + 1
+
+    def centre(self, cell: int, phase: int) -> float:
+        """The shift at the middle of a cell."""
+        return self.origin + cell + 0.5 - phase / 2
 
 
 def peak_evidence(

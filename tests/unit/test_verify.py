@@ -12,8 +12,8 @@ from leakfree.config import Config
 from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
+from leakfree.verify import OffsetCells, matching_offsets, peak_alignment, warp_logmel
 from leakfree.verify import audio_evidence as evidence_at_speeds
-from leakfree.verify import matching_offsets, peak_alignment, warp_logmel
 
 SETTINGS = Config.from_toml()
 RATE = SETTINGS.features.analysis_rate
@@ -101,6 +101,20 @@ def test_matching_offsets_pairs_every_equal_hash():
         np.array([100, 200, 300], np.int32),
     )
     assert sorted(zip(anchors.tolist(), offsets.tolist(), strict=True)) == [(10, 90), (10, 290), (30, 70), (30, 270)]
+
+
+def test_offset_cells_bin_each_phase_as_flooring_the_shifted_values():
+    shifts = np.random.default_rng(3).normal(0, 40, size=(5, 300))
+    shifts[2, :10] = [-3.5, -3.0, -2.5, 0.0, 0.5, 1.0, 7.5, 8.0, -0.25, 0.75]  # on cell edges
+    cells = OffsetCells(shifts)
+    for phase in (0, 1):
+        floors = np.floor(shifts + phase / 2).astype(int)
+        for row in range(len(shifts)):
+            assert (cells.origin + cells.row(row, phase) == floors[row]).all()
+            counts = np.bincount(floors[row] - cells.origin, minlength=cells.votes(phase).shape[1])
+            assert (cells.votes(phase)[row] == counts).all()
+            assert cells.spans(phase)[row] == np.ptp(floors[row]) + 1
+        assert cells.centre(0, phase) == cells.origin + 0.5 - phase / 2
 
 
 @pytest.mark.parametrize("factor", [0.95, 1.04])
