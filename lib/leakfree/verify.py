@@ -179,18 +179,43 @@ Aligner = Callable[[float, float], tuple[float, int, int]]
 
 
 def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Aligner:
-    """best_alignment of a with b warped to a (time scale, frequency scale) reading; a's
-    frames are normalized once and each reading is aligned once, however many ways lead to it."""
-    frames_a = normalized_frames(a["logmel"], params)
+    """best_alignment of a with b warped to a (time scale, frequency scale) reading, over
+    the bands both hold (shared_bands); a's frames are normalized once per set of bands and
+    each reading is aligned once, however many ways lead to it."""
+    levels_a = band_levels(a["logmel"], params)
+
+    @functools.cache
+    def frames_a(bands: bytes) -> tuple[np.ndarray, np.ndarray]:
+        return normalized_frames(a["logmel"][:, np.frombuffer(bands, bool)], params)
 
     @functools.cache
     def aligned(time_scale: float, freq_scale: float) -> tuple[float, int, int]:
         frames_b = b["logmel"]
         if (time_scale, freq_scale) != (1.0, 1.0):
             frames_b = warp_logmel(frames_b, time_scale, freq_scale, mel_hz)
-        return best_alignment(frames_a, normalized_frames(frames_b, params), params)
+        bands = shared_bands(levels_a, band_levels(frames_b, params), params)
+        return best_alignment(frames_a(bands.tobytes()), normalized_frames(frames_b[:, bands], params), params)
 
     return aligned
+
+
+def band_levels(logmel: np.ndarray, params: VerifyParams) -> np.ndarray:
+    """Each band's mean level over a file's active frames, in dB from its loudest band."""
+    level = dequantize_logmel(logmel)
+    if len(level) == 0:
+        return np.zeros(logmel.shape[1], np.float32)
+    loudest = level.max(axis=1)
+    profile = level[loudest >= loudest.max() - params.active_rel_db].mean(axis=0)
+    return profile - profile.max()
+
+
+def shared_bands(levels_a: np.ndarray, levels_b: np.ndarray, params: VerifyParams) -> np.ndarray:
+    """The bands both files hold, or all if they share fewer than min_shared_bands. A
+    band-limited copy (a telephone band, a low-pass, a speed change that moved the top band
+    out of range) holds nothing in the others, and they would only dilute the correlation
+    with what the edit took away."""
+    held = (levels_a >= -params.band_floor_db) & (levels_b >= -params.band_floor_db)
+    return held if held.sum() >= params.min_shared_bands else np.ones(len(held), bool)
 
 
 def unscaled_evidence(a: dict, b: dict, params: VerifyParams, aligned: Aligner) -> AudioEvidence:

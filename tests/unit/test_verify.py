@@ -6,13 +6,21 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import scipy.signal
 import soxr
 
 from leakfree.config import Config
 from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
-from leakfree.verify import OffsetCells, matching_offsets, peak_alignment, warp_logmel
+from leakfree.verify import (
+    OffsetCells,
+    band_levels,
+    matching_offsets,
+    peak_alignment,
+    shared_bands,
+    warp_logmel,
+)
 from leakfree.verify import audio_evidence as evidence_at_speeds
 
 SETTINGS = Config.from_toml()
@@ -204,4 +212,32 @@ def test_two_copies_edited_apart_meet_through_their_peaks():
 def test_unrelated_sounds_edited_apart_stay_unverified():
     for seed in range(70, 80):
         a, b = faster(sound(seed, 3.0), 0.94), faster(sound(seed + 100, 3.0), 1.06)
+        assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
+
+
+def engine_sound(seed: int, seconds: float = 3.0) -> np.ndarray:
+    return engine(np.random.default_rng(seed), seconds, RATE).astype(np.float32)
+
+
+def band_passed(x: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    sos = scipy.signal.butter(10, [low_hz, high_hz], btype="bandpass", fs=RATE, output="sos")
+    return scipy.signal.sosfiltfilt(sos, x).astype(np.float32)
+
+
+def test_a_band_passed_copy_is_compared_over_the_bands_it_holds():
+    x = engine_sound(81, 4.0)
+    original, telephone = features(x), features(band_passed(x, 800, 2500))
+    held = shared_bands(band_levels(original["logmel"], PARAMS), band_levels(telephone["logmel"], PARAMS), PARAMS)
+    assert held.sum() >= PARAMS.min_shared_bands
+    assert not held[MEL_HZ < 600].any() and not held[MEL_HZ > 3200].any()
+    evidence = audio_evidence(original, telephone, PARAMS)
+    assert evidence.verified(PARAMS)
+    all_bands = replace(PARAMS, band_floor_db=1e9)
+    assert not audio_evidence(original, telephone, all_bands).verified(all_bands)
+
+
+@pytest.mark.parametrize("make", [engine_sound, sound])
+def test_unrelated_sounds_band_passed_stay_unverified(make):
+    for seed in range(82, 88):
+        a, b = make(seed), band_passed(make(seed + 100), 800, 2500)
         assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
