@@ -116,6 +116,11 @@ def best_alignment(
     return float(score[k]), k - (len(frames_b) - 1), int(overlap[k])
 
 
+def frames_per_mel(row: dict) -> int:
+    """Hash frames (the times of hashes and peaks) per log-mel frame."""
+    return round(row["logmel_hop_s"] / row["hop_s"])
+
+
 def matching_offsets(
     hashes_a: np.ndarray, times_a: np.ndarray, hashes_b: np.ndarray, times_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -221,10 +226,10 @@ def shared_bands(levels_a: np.ndarray, levels_b: np.ndarray, params: VerifyParam
 def unscaled_evidence(a: dict, b: dict, params: VerifyParams, aligned: Aligner) -> AudioEvidence:
     correlation, offset, overlap = aligned(1.0, 1.0)
     jaccard, containment, smaller = set_similarity(a["hashes"], b["hashes"])
-    frames_per_mel = round(a["logmel_hop_s"] / a["hop_s"])
+    per_mel = frames_per_mel(a)
     anchors, offsets = matching_offsets(a["hashes"], a["times"], b["hashes"], b["times"])
     # b's offset relative to a is minus the shift of b's frames that aligned the log-mels.
-    agree = np.abs(offsets + offset * frames_per_mel) <= params.offset_bin_frames * frames_per_mel
+    agree = np.abs(offsets + offset * per_mel) <= params.offset_bin_frames * per_mel
     return _evidence(
         (correlation, offset, overlap),
         (jaccard, containment),
@@ -260,7 +265,7 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
     bins_a, bins_b = (points_a & 1023) / 2.0, (points_b & 1023) / 2.0
     steps = round(params.max_scale_change / params.scale_step)
     scales = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
-    width = params.offset_bin_frames * round(a["logmel_hop_s"] / a["hop_s"])
+    width = params.offset_bin_frames * frames_per_mel(a)
     shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
     best_votes, time_scale, centre = 0, 1.0, 0.0
     cells = OffsetCells(shifts)
@@ -276,7 +281,23 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
     freq_scale = float(np.median(bins_b[voters] / bins_a[voters]))
     if abs(freq_scale - 1) > params.max_scale_change:
         return None
+    time_scale = fitted_time_scale(time_a[voters], time_b[voters], time_scale, params.scale_step, frames_per_mel(a))
     return TripletVote(time_scale, freq_scale, time_a[voters])
+
+
+def fitted_time_scale(time_a: np.ndarray, time_b: np.ndarray, voted: float, step: float, frame: int) -> float:
+    """The slope of the least-squares line through the points that agree (a frame of a, the
+    frame of b it found), kept within a step of the scale they voted for. Over a long sound
+    the steps tried are too coarse: half a step off is 75 ms of drift over 30 s of music, and
+    log-mel frames (`frame` hash frames each) no longer line up; points spread over the
+    sound pin the scale down to about a frame over their span. Over a span where half a
+    step drifts less than a frame the voted scale stays: there the fit only adds noise."""
+    if len(time_a) < 2 or np.ptp(time_a) * step / 2 < frame:
+        return voted
+    centred = time_a - time_a.mean()
+    spread = float(centred @ centred)
+    slope = float(centred @ (time_b - time_b.mean())) / spread
+    return float(np.clip(slope, voted - step, voted + step))
 
 
 def scaled_evidence(
@@ -294,7 +315,7 @@ def scaled_evidence(
         return None
     time_scale, freq_scale = vote.time_scale, vote.freq_scale
     readings = {
-        (round(t, 3), round(f, 3))
+        (round(t, 4), round(f, 4))
         for t, f in (
             (time_scale, freq_scale),
             (1 / freq_scale, freq_scale),
@@ -361,7 +382,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
         return None
     order = np.argsort(bins_b, kind="stable")
     bins_b, time_b = bins_b[order], time_b[order]
-    tolerance, width = params.peak_freq_tolerance, float(params.peak_offset_frames)
+    tolerance, width, per_mel = params.peak_freq_tolerance, float(params.peak_offset_frames), frames_per_mel(a)
     moments_per_peak = len(np.unique(time_a)) / len(time_a)
     best, floor = None, params.min_peak_significance
     for freq_scale, time_scales in peak_readings(params):
@@ -369,7 +390,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
             np.searchsorted(bins_b, bins_a * freq_scale * (1 - tolerance) - 0.5),
             np.searchsorted(bins_b, bins_a * freq_scale * (1 + tolerance) + 0.5, "right"),
         )
-        anchors = time_a[ia]  # sorted, as spectral_points sorts by frame
+        anchors, found_b = time_a[ia], time_b[ib]  # anchors sorted, as spectral_points sorts by frame
         # Chance is least where the offsets spread widest: no offset of this reading can do better.
         widest = (np.ptp(time_b) + time_scales.max() * np.ptp(time_a)) / width + 2
         if len(ia) == 0 or significance(distinct_count(anchors), len(ia) / widest * moments_per_peak) < floor:
@@ -377,14 +398,14 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
         rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // len(ia))
         for first in range(0, len(time_scales), rows_at_once):
             scales = time_scales[first : first + rows_at_once]
-            cells = OffsetCells((time_b[ib][None, :] - scales[:, None] * anchors[None, :]) / width)
+            cells = OffsetCells((found_b[None, :] - scales[:, None] * anchors[None, :]) / width)
             for phase in _PHASES:
                 found = _most_significant_offset(cells, phase, anchors, moments_per_peak, floor)
                 if found is not None:
                     row, cell, agree, found_significance = found
                     peaks = np.unique(ia[agree])
                     best = PeakAlignment(
-                        float(scales[row]),
+                        fitted_time_scale(anchors[agree], found_b[agree], float(scales[row]), tolerance, per_mel),
                         float(freq_scale),
                         cells.centre(cell, phase) * width,
                         len(peaks),

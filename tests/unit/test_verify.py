@@ -19,6 +19,7 @@ from leakfree.verify import (
     matching_offsets,
     peak_alignment,
     shared_bands,
+    triplet_vote,
     warp_logmel,
 )
 from leakfree.verify import audio_evidence as evidence_at_speeds
@@ -163,6 +164,18 @@ def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
     evidence = audio_evidence(features(x), features(echoed), PARAMS)
     assert evidence.verified(PARAMS)
     assert evidence.aligned_share >= PARAMS.min_aligned_share
+
+
+def test_over_a_long_sound_the_speed_is_found_between_the_steps_tried():
+    """Half a step (0.0025) off drifts 50 ms over 20 s, three log-mel frames: the agreeing
+    points' line gives the scale, where the steps alone could not come closer than that."""
+    x = sound(71, 20.0)
+    true_scale = 0.9725  # halfway between the steps 0.970 and 0.975
+    a, b = features(x), features(faster(x, 1 / true_scale))
+    assert triplet_vote(a, b, PARAMS).time_scale == pytest.approx(true_scale, abs=0.0008)
+    assert peak_alignment(a, b, PARAMS).time_scale == pytest.approx(true_scale, abs=0.0008)
+    evidence = audio_evidence(a, b, PARAMS)
+    assert evidence.verified(PARAMS) and evidence.time_scale == pytest.approx(true_scale, abs=0.0008)
 
 
 def test_warping_a_logmel_to_its_speed_undoes_the_change():
