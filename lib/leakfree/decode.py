@@ -187,35 +187,75 @@ def decode_mono(path: str, *, rate: int, max_seconds: float, block_frames: int =
     covers every sample, so two long files that differ only after the cap are not called
     identical. The digest is over 16-bit PCM so that WAV, FLAC and a re-muxed Ogg of the
     same samples agree.
+
+    libsndfile gives up partway through some files other players read: an Ogg Opus stream
+    whose first page's granule position runs ahead of the rest, as ffmpeg writes it after
+    a timestamp offset in its source (2 of the 43 Opus files of bench/stress_corpus.py).
+    Such a file is decoded again by FFmpeg's decoders (PyAV), and kept if they read all
+    the frames its header declares.
     """
-    digest = hashlib.sha256()
-    kept: list[np.ndarray] = []
-    kept_samples = 0
-    limit = int(max_seconds * rate)
-    total = 0
     with open_audio(path) as handle:
-        native = int(handle.samplerate)
-        digest.update(f"{native}:{handle.channels}:".encode())
-        stream = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="LQ") if native != rate else None
-        # A matrix-vector product: several times faster than mean(axis=1) on interleaved frames.
-        downmix = np.full(handle.channels, 1.0 / handle.channels, dtype=np.float32)
+        declared = int(handle.frames)
+        mono = _Mono(int(handle.samplerate), handle.channels, rate, max_seconds)
         try:
             for block in _blocks(handle, block_frames):
-                total += len(block)
-                digest.update(_pcm16(block).tobytes())
-                if kept_samples >= limit:
-                    continue
-                mono = block[:, 0] if block.shape[1] == 1 else block @ downmix
-                out = stream.resample_chunk(mono) if stream is not None else mono
-                kept.append(out)
-                kept_samples += len(out)
-            if stream is not None and kept_samples < limit:
-                kept.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+                mono.add(block)
+            return mono.decoded()
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError("corrupt", f"decoding failed after {total} frames: {exc}") from None
-    samples = np.concatenate(kept) if kept else np.zeros(0, np.float32)
-    seconds = total / native
-    return Decoded(samples[:limit], rate, digest.hexdigest(), seconds, seconds > max_seconds)
+            failure = f"libsndfile stopped after {mono.total} of {declared} frames: {exc}"
+    return _decode_with_ffmpeg(path, declared, failure, rate, max_seconds)
+
+
+class _Mono:
+    """One file's blocks as they come: digested whole, downmixed, resampled, capped."""
+
+    def __init__(self, native: int, channels: int, rate: int, max_seconds: float):
+        self.native, self.rate, self.limit = native, rate, int(max_seconds * rate)
+        self.max_seconds = max_seconds
+        self.digest = hashlib.sha256(f"{native}:{channels}:".encode())
+        self.stream = soxr.ResampleStream(native, rate, 1, dtype="float32", quality="LQ") if native != rate else None
+        # A matrix-vector product: several times faster than mean(axis=1) on interleaved frames.
+        self.downmix = np.full(channels, 1.0 / channels, dtype=np.float32)
+        self.kept: list[np.ndarray] = []
+        self.kept_samples = self.total = 0
+
+    def add(self, block: np.ndarray) -> None:
+        self.total += len(block)
+        self.digest.update(_pcm16(block).tobytes())
+        if self.kept_samples >= self.limit:
+            return
+        mono = block[:, 0] if block.shape[1] == 1 else block @ self.downmix
+        out = self.stream.resample_chunk(mono) if self.stream is not None else mono
+        self.kept.append(out)
+        self.kept_samples += len(out)
+
+    def decoded(self) -> Decoded:
+        if self.stream is not None and self.kept_samples < self.limit:
+            self.kept.append(self.stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        samples = np.concatenate(self.kept) if self.kept else np.zeros(0, np.float32)
+        seconds = self.total / self.native
+        return Decoded(samples[: self.limit], self.rate, self.digest.hexdigest(), seconds, seconds > self.max_seconds)
+
+
+def _decode_with_ffmpeg(path: str, declared: int, failure: str, rate: int, max_seconds: float) -> Decoded:
+    """decode_mono through PyAV, for a file libsndfile stopped in (`failure` says where)."""
+    import av  # only files libsndfile cannot finish need it
+
+    with _os_errors_classified(), storage.open_binary(path) as raw:
+        try:
+            with av.open(raw) as container:
+                stream = container.streams.audio[0]
+                channels = stream.codec_context.channels
+                mono = _Mono(stream.codec_context.sample_rate, channels, rate, max_seconds)
+                packed = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=mono.native)
+                for frame in container.decode(stream):
+                    for out in packed.resample(frame):
+                        mono.add(out.to_ndarray().reshape(-1, channels))
+        except (av.FFmpegError, IndexError, ValueError) as exc:
+            raise AudioError("corrupt", f"{failure}; FFmpeg could not decode it either: {exc}") from None
+    if mono.total < declared:
+        raise AudioError("corrupt", f"{failure}; FFmpeg decoded only {mono.total} frames")
+    return mono.decoded()
 
 
 def _blocks(handle: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:

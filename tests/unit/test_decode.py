@@ -141,3 +141,73 @@ def test_a_gsm_wav_libsndfile_cannot_seek_is_probed_and_decoded_whole(tmp_path):
     # A lossy codec: the shape survives, not the samples.
     n = min(len(x), len(decoded.samples))
     assert np.corrcoef(x[:n], decoded.samples[:n])[0, 1] > 0.8
+
+
+def _ogg_crc(page: bytes) -> int:
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        crc &= 0xFFFFFFFF
+    return crc
+
+
+def _ogg_pages(data: bytes) -> list[tuple[int, int]]:
+    """[start, end) of each page of an Ogg stream."""
+    pages, start = [], 0
+    while start < len(data):
+        segments = data[start + 26]
+        end = start + 27 + segments + sum(data[start + 27 : start + 27 + segments])
+        pages.append((start, end))
+        start = end
+    return pages
+
+
+def _advance_first_audio_granule(data: bytes, by: int) -> bytes:
+    """The Ogg Opus stream with its first audio page's granule position `by` samples ahead of
+    the pages after it (pages 0 and 1 hold the headers), its checksum made good again."""
+    out = bytearray(data)
+    start, end = _ogg_pages(data)[2]
+    granule = int.from_bytes(out[start + 6 : start + 14], "little") + by
+    out[start + 6 : start + 14] = granule.to_bytes(8, "little")
+    out[start + 22 : start + 26] = bytes(4)
+    out[start + 22 : start + 26] = _ogg_crc(bytes(out[start:end])).to_bytes(4, "little")
+    return bytes(out)
+
+
+def test_an_opus_file_libsndfile_stops_in_is_decoded_whole_by_ffmpeg(tmp_path):
+    """ffmpeg writes such streams after a timestamp offset in its source; libsndfile calls
+    them malformed two pages in, other players read them."""
+    import soundfile as sf
+
+    from leakfree.decode import decode_mono
+
+    x = tone("engine", 3.0, rate=48000)
+    sf.write(tmp_path / "clean.opus", x, 48000, format="OGG", subtype="OPUS")
+    odd = tmp_path / "odd.opus"
+    odd.write_bytes(_advance_first_audio_granule((tmp_path / "clean.opus").read_bytes(), 448))
+    with pytest.raises(sf.LibsndfileError, match="malformed"):
+        sf.read(odd)
+    decoded = decode_mono(str(odd), rate=8000, max_seconds=60)
+    clean = decode_mono(str(tmp_path / "clean.opus"), rate=8000, max_seconds=60)
+    assert decoded.seconds == pytest.approx(3.0, abs=0.05)
+    assert len(decoded.samples) == pytest.approx(len(clean.samples), abs=80)
+    n = min(len(decoded.samples), len(clean.samples))
+    assert np.corrcoef(decoded.samples[:n], clean.samples[:n])[0, 1] > 0.95
+
+
+def test_an_opus_file_ffmpeg_cannot_read_whole_either_stays_corrupt(tmp_path):
+    import soundfile as sf
+
+    from leakfree.decode import decode_mono
+
+    sf.write(tmp_path / "clean.opus", tone("engine", 3.0, rate=48000), 48000, format="OGG", subtype="OPUS")
+    data = bytearray(_advance_first_audio_granule((tmp_path / "clean.opus").read_bytes(), 448))
+    start, end = _ogg_pages(bytes(data))[4]  # after the page libsndfile stops at
+    data[start + 100 : end - 100] = bytes(end - start - 200)
+    (tmp_path / "hole.opus").write_bytes(bytes(data))
+    with pytest.raises(AudioError) as caught:
+        decode_mono(str(tmp_path / "hole.opus"), rate=8000, max_seconds=60)
+    assert caught.value.error_class == "corrupt"
+    assert "libsndfile stopped" in caught.value.message and "FFmpeg decoded only" in caught.value.message
