@@ -268,7 +268,7 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
     width = params.offset_bin_frames * frames_per_mel(a)
     shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
     best_votes, time_scale, centre = 0, 1.0, 0.0
-    cells = OffsetCells(shifts)
+    cells = OffsetCells([shifts])
     for phase in _PHASES:
         votes = cells.votes(phase)
         row, cell = np.unravel_index(int(np.argmax(votes)), votes.shape)
@@ -375,7 +375,11 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
 
     Single peaks survive edits that break the pairs and triplets that hashes are made of:
     an echo or reverb adds peaks and masks some, noise buries the weaker ones, and a hash
-    is lost when any one of its peaks is."""
+    is lost when any one of its peaks is.
+
+    All readings vote at once, in blocks of at most _PEAK_VOTES_AT_ONCE votes: most pairs
+    asked are different sounds, and one pass over a few arrays costs them less than a pass
+    per reading."""
     time_a, bins_a = spectral_points(a)
     time_b, bins_b = spectral_points(b)
     if len(time_a) == 0 or len(time_b) == 0:
@@ -383,45 +387,80 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     order = np.argsort(bins_b, kind="stable")
     bins_b, time_b = bins_b[order], time_b[order]
     tolerance, width, per_mel = params.peak_freq_tolerance, float(params.peak_offset_frames), frames_per_mel(a)
-    moments_per_peak = len(np.unique(time_a)) / len(time_a)
+    readings = peak_readings(params, np.ptp(time_a))
+    freq_scales = np.array([freq_scale for freq_scale, _ in readings])
+    lo = np.searchsorted(bins_b, np.outer(freq_scales * (1 - tolerance), bins_a) - 0.5)
+    hi = np.searchsorted(bins_b, np.outer(freq_scales * (1 + tolerance), bins_a) + 0.5, "right")
+    moment_starts = np.flatnonzero(np.diff(time_a, prepend=-1.0))  # spectral_points sorts by frame
+    moments_per_peak = len(moment_starts) / len(time_a)
+    pairs = (hi - lo).sum(axis=1)
+    moments = (np.add.reduceat(hi > lo, moment_starts, axis=1) > 0).sum(axis=1)
+    # Chance is least where the offsets spread widest: no offset of a reading can do better.
+    widest = (np.ptp(time_b) + np.array([t.max() for _, t in readings]) * np.ptp(time_a)) / width + 2
+    hopeful = (pairs > 0) & (significance(moments, pairs / widest * moments_per_peak) >= params.min_peak_significance)
+    tried = np.flatnonzero(hopeful)
+    flat, all_ib = expand_ranges(lo[tried].ravel(), hi[tried].ravel())
+    bounds = np.cumsum([0, *pairs[tried]])
+    parts = {int(r): slice(bounds[k], bounds[k + 1]) for k, r in enumerate(tried)}
+    all_ia = flat % len(time_a)
+    pairs_of = lambda r: (all_ia[parts[r]], all_ib[parts[r]])  # noqa: E731
+    anchors_of = functools.cache(lambda r: time_a[pairs_of(r)[0]])  # sorted: pairs come in a's order
     best, floor = None, params.min_peak_significance
-    for freq_scale, time_scales in peak_readings(params):
-        ia, ib = expand_ranges(
-            np.searchsorted(bins_b, bins_a * freq_scale * (1 - tolerance) - 0.5),
-            np.searchsorted(bins_b, bins_a * freq_scale * (1 + tolerance) + 0.5, "right"),
+    for block in _vote_blocks([(int(r), readings[r][1], int(pairs[r])) for r in tried]):
+        rows = [(r, float(time_scale)) for r, time_scales in block for time_scale in time_scales]
+        cells = OffsetCells(
+            [
+                (time_b[pairs_of(r)[1]][None, :] - time_scales[:, None] * anchors_of(r)[None, :]) / width
+                for r, time_scales in block
+            ]
         )
-        anchors, found_b = time_a[ia], time_b[ib]  # anchors sorted, as spectral_points sorts by frame
-        # Chance is least where the offsets spread widest: no offset of this reading can do better.
-        widest = (np.ptp(time_b) + time_scales.max() * np.ptp(time_a)) / width + 2
-        if len(ia) == 0 or significance(distinct_count(anchors), len(ia) / widest * moments_per_peak) < floor:
-            continue
-        rows_at_once = max(1, _PEAK_VOTES_AT_ONCE // len(ia))
-        for first in range(0, len(time_scales), rows_at_once):
-            scales = time_scales[first : first + rows_at_once]
-            cells = OffsetCells((found_b[None, :] - scales[:, None] * anchors[None, :]) / width)
-            for phase in _PHASES:
-                found = _most_significant_offset(cells, phase, anchors, moments_per_peak, floor)
-                if found is not None:
-                    row, cell, agree, found_significance = found
-                    peaks = np.unique(ia[agree])
-                    best = PeakAlignment(
-                        fitted_time_scale(anchors[agree], found_b[agree], float(scales[row]), tolerance, per_mel),
-                        float(freq_scale),
-                        cells.centre(cell, phase) * width,
-                        len(peaks),
-                        found_significance,
-                        time_a[peaks],
-                    )
-                    floor = np.nextafter(found_significance, np.inf)  # a tie keeps the first found
+        row_anchors = [anchors_of(r) for r, _ in rows]
+        for phase in _PHASES:
+            found = _most_significant_offset(cells, phase, row_anchors, moments_per_peak, floor)
+            if found is not None:
+                row, cell, agree, found_significance = found
+                (r, time_scale), (ia, ib) = rows[row], pairs_of(rows[row][0])
+                peaks = np.unique(ia[agree])
+                best = PeakAlignment(
+                    fitted_time_scale(time_a[ia][agree], time_b[ib][agree], time_scale, tolerance, per_mel),
+                    float(readings[r][0]),
+                    cells.centre(cell, phase) * width,
+                    len(peaks),
+                    found_significance,
+                    time_a[peaks],
+                )
+                floor = np.nextafter(found_significance, np.inf)  # a tie keeps the first found
     return best
 
 
-def peak_readings(params: VerifyParams) -> list[tuple[float, np.ndarray]]:
-    """(frequency scale, the time scales tried with it) of every reading peak_alignment tries."""
+def _vote_blocks(readings: list[tuple[int, np.ndarray, int]]) -> list[list[tuple[int, np.ndarray]]]:
+    """(reading, its time scales, its pairs of peaks) grouped into blocks of (reading, some
+    of its time scales) that each cast at most _PEAK_VOTES_AT_ONCE votes, or one row's."""
+    blocks: list[list[tuple[int, np.ndarray]]] = [[]]
+    room = _PEAK_VOTES_AT_ONCE
+    for r, time_scales, pairs in readings:
+        at_once = max(1, _PEAK_VOTES_AT_ONCE // pairs)
+        for first in range(0, len(time_scales), at_once):
+            chunk = time_scales[first : first + at_once]
+            if len(chunk) * pairs > room and blocks[-1]:
+                blocks.append([])
+                room = _PEAK_VOTES_AT_ONCE
+            blocks[-1].append((r, chunk))
+            room -= len(chunk) * pairs
+    return [block for block in blocks if block]
+
+
+def peak_readings(params: VerifyParams, span: float) -> list[tuple[float, np.ndarray]]:
+    """(frequency scale, the time scales tried with it) of every reading peak_alignment tries
+    for a file whose peaks span `span` frames. Time stretches are tried in steps that move
+    its last peak by an offset cell at most (never finer than scale_step): a second-long
+    sound needs a fifth of the steps of a five-second one, and the agreeing peaks' line
+    (fitted_time_scale) finds the scale between them."""
     tolerance = params.peak_freq_tolerance
     top = np.floor(np.log1p(params.peak_max_scale_change) / tolerance)
-    steps = round(params.peak_max_scale_change / params.scale_step)
-    stretches = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
+    step = max(params.scale_step, params.peak_offset_frames / max(span, 1.0))
+    steps = np.floor(params.peak_max_scale_change / step + 1e-9)
+    stretches = 1.0 + step * np.arange(-steps, steps + 1)
     return [
         (freq_scale, stretches if abs(freq_scale - 1) < tolerance / 2 else np.array([1.0, 1 / freq_scale]))
         for freq_scale in np.exp(np.arange(-top, top + 1) * tolerance)
@@ -429,21 +468,26 @@ def peak_readings(params: VerifyParams) -> list[tuple[float, np.ndarray]]:
 
 
 def _most_significant_offset(
-    cells: OffsetCells, phase: int, anchors: np.ndarray, moments_per_peak: float, floor: float
+    cells: OffsetCells,
+    phase: int,
+    anchors: list[np.ndarray],
+    moments_per_peak: float,
+    floor: float,
 ) -> tuple[int, int, np.ndarray, float] | None:
     """(row, offset cell, which shifts fall in it, significance) of the fullest cell of the
-    row whose fullest cell stands furthest above chance, if that is at least `floor`."""
+    row whose fullest cell stands furthest above chance, if that is at least `floor`;
+    `anchors[row]`: the frames in a, sorted, of the row's shifts."""
     votes = cells.votes(phase)
     top = votes.argmax(axis=1)
-    chance = cells.halves.shape[1] / cells.spans(phase) * moments_per_peak
+    chance = cells.counts / cells.spans(phase) * moments_per_peak
     # The most any row can reach: every vote in its fullest cell a moment of its own.
     bound = significance(votes[np.arange(len(votes)), top], chance)
     found = None
-    for row in np.argsort(-bound):
+    for row in np.argsort(-bound, kind="stable"):
         if bound[row] < floor:
             break
         agree = cells.row(row, phase) == top[row]
-        row_significance = significance(distinct_count(anchors[agree]), chance[row])
+        row_significance = significance(distinct_count(anchors[row][agree]), chance[row])
         if row_significance >= floor:
             found = int(row), int(top[row]), agree, float(row_significance)
             floor = np.nextafter(row_significance, np.inf)
@@ -460,21 +504,27 @@ def distinct_count(sorted_values: np.ndarray) -> int:
 
 
 class OffsetCells:
-    """Each row's shifts binned into unit cells at two phases (cell edges at the integers,
-    and half a cell on), counted once in half cells: floor(x) and floor(x + 1/2) are
+    """Rows of shifts binned into unit cells at two phases (cell edges at the integers, and
+    half a cell on), counted once in half cells: floor(x) and floor(x + 1/2) are
     floor(2x) // 2 and (floor(2x) + 1) // 2. Cells count from an even half cell below every
-    shift, so both phases index their cells from one origin."""
+    shift, so both phases index their cells from one origin. The rows come in blocks (rows x
+    shifts), and a block's rows may hold another number of shifts than the next block's."""
 
-    def __init__(self, shifts: np.ndarray):
-        halves = np.floor(2 * shifts).astype(np.int64)
-        self.origin = int(halves.min()) // 2
-        halves -= 2 * self.origin
-        self.halves = halves
-        self.lowest, self.highest = halves.min(axis=1), halves.max(axis=1)
+    def __init__(self, blocks: list[np.ndarray]):
+        halves = [np.floor(2 * block).astype(np.int64) for block in blocks]
+        self.origin = min(int(h.min()) for h in halves) // 2
+        for h in halves:
+            h -= 2 * self.origin
+        self._halves = halves
+        self._block_of = np.repeat(np.arange(len(halves)), [len(h) for h in halves])
+        self._first_row = np.cumsum([0] + [len(h) for h in halves])
+        self.counts = np.concatenate([np.full(len(h), h.shape[1]) for h in halves])
+        self.lowest = np.concatenate([h.min(axis=1) for h in halves])
+        self.highest = np.concatenate([h.max(axis=1) for h in halves])
         span = 2 * ((int(self.highest.max()) + 1) // 2 + 1)  # whole cells at phase 1 too
-        rows = len(halves)
-        counts = np.bincount((halves + span * np.arange(rows)[:, None]).ravel(), minlength=span * rows)
-        self.half_votes = counts.reshape(rows, span)
+        rows = len(self.counts)
+        codes = np.concatenate([h.ravel() for h in halves]) + span * np.repeat(np.arange(rows), self.counts)
+        self.half_votes = np.bincount(codes, minlength=span * rows).reshape(rows, span)
 
     def votes(self, phase: int) -> np.ndarray:
         """votes[row, cell] at a phase of 0 or 1 half cell."""
@@ -487,7 +537,8 @@ class OffsetCells:
 
     def row(self, row: int, phase: int) -> np.ndarray:
         """The cell of each of one row's shifts."""
-        return (self.halves[row] + phase) // 2
+        block = self._block_of[row]
+        return (self._halves[block][row - self._first_row[block]] + phase) // 2
 
     def spans(self, phase: int) -> np.ndarray:
         """How many cells each row's shifts cover."""

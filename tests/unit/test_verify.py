@@ -113,16 +113,19 @@ def test_matching_offsets_pairs_every_equal_hash():
 
 
 def test_offset_cells_bin_each_phase_as_flooring_the_shifted_values():
-    shifts = np.random.default_rng(3).normal(0, 40, size=(5, 300))
-    shifts[2, :10] = [-3.5, -3.0, -2.5, 0.0, 0.5, 1.0, 7.5, 8.0, -0.25, 0.75]  # on cell edges
-    cells = OffsetCells(shifts)
+    rng = np.random.default_rng(3)
+    blocks = [rng.normal(0, 40, size=(5, 300)), rng.normal(30, 20, size=(2, 40))]  # rows of two lengths
+    blocks[0][2, :10] = [-3.5, -3.0, -2.5, 0.0, 0.5, 1.0, 7.5, 8.0, -0.25, 0.75]  # on cell edges
+    cells = OffsetCells(blocks)
+    shifts = [row for block in blocks for row in block]
+    assert cells.counts.tolist() == [300] * 5 + [40] * 2
     for phase in (0, 1):
-        floors = np.floor(shifts + phase / 2).astype(int)
-        for row in range(len(shifts)):
-            assert (cells.origin + cells.row(row, phase) == floors[row]).all()
-            counts = np.bincount(floors[row] - cells.origin, minlength=cells.votes(phase).shape[1])
+        for row, values in enumerate(shifts):
+            floors = np.floor(values + phase / 2).astype(int)
+            assert (cells.origin + cells.row(row, phase) == floors).all()
+            counts = np.bincount(floors - cells.origin, minlength=cells.votes(phase).shape[1])
             assert (cells.votes(phase)[row] == counts).all()
-            assert cells.spans(phase)[row] == np.ptp(floors[row]) + 1
+            assert cells.spans(phase)[row] == np.ptp(floors) + 1
         assert cells.centre(0, phase) == cells.origin + 0.5 - phase / 2
 
 
