@@ -181,11 +181,16 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
 def _side(row: dict, side: str) -> dict:
     bands = row[f"{side}_logmel_bands"] or 1
     logmel = np.frombuffer(row[f"{side}_logmel"] or b"", np.uint8).reshape(-1, bands)
+
+    def array(column: str, dtype: type) -> np.ndarray:
+        values = row[f"{side}_{column}"]
+        return np.zeros(0, dtype) if values is None else np.asarray(values).astype(dtype, copy=False)
+
     return {
-        "hashes": np.asarray(row[f"{side}_hashes"] or [], np.uint32),
-        "times": np.asarray(row[f"{side}_times"] or [], np.int32),
-        "triplet_hashes": np.asarray(row[f"{side}_triplet_hashes"] or [], np.uint32),
-        "triplet_points": np.asarray(row[f"{side}_triplet_points"] or [], np.int32),
+        "hashes": array("hashes", np.uint32),
+        "times": array("times", np.int32),
+        "triplet_hashes": array("triplet_hashes", np.uint32),
+        "triplet_points": array("triplet_points", np.int32),
         "logmel": logmel,
         "logmel_hop_s": row[f"{side}_logmel_hop_s"],
         "hop_s": row[f"{side}_hop_s"],

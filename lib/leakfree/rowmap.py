@@ -36,13 +36,30 @@ def guarded_batches(
     work = make_work()
     for batch in batches:
         out: list[dict] = []
-        for row in batch.to_pylist():
+        for row in batch_rows(batch):
             try:
                 out.extend(work(row))
             except Exception as exc:  # one bad row costs that row, never the task
                 identity = {k: v for k, v in row.items() if k in schema.names}
                 out.append({**identity, "error_class": error_class, "message": f"{type(exc).__name__}: {exc}"})
         yield pa.RecordBatch.from_pylist(out, schema=schema)
+
+
+def batch_rows(batch: pa.RecordBatch) -> list[dict]:
+    """The batch's rows as dicts. A list of numbers comes as a numpy view of the batch's
+    values (None for a null list), not as Python ints: a pair of files brings ten thousand
+    hashes and times to the verifier, and making ints of them, then arrays again, cost it
+    about 1 ms per pair."""
+    columns = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        kind = column.type
+        if pa.types.is_list(kind) and (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type)):
+            values, offsets = column.values.to_numpy(zero_copy_only=False), column.offsets.to_numpy()
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            columns[name] = [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(column))]
+        else:
+            columns[name] = column.to_pylist()
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
 @contextlib.contextmanager

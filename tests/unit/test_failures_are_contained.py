@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pyarrow as pa
 
 from leakfree import catalog, features
@@ -64,3 +65,26 @@ def test_an_exception_while_probing_is_one_error_row(tmp_path, monkeypatch):
 def test_extractor_reports_missing_files_by_class(tmp_path):
     row = Extractor(Config.from_toml().features).extract(str(tmp_path / "gone.wav"), None)
     assert row["error_class"] == "missing_file"
+
+
+def test_rows_bring_lists_of_numbers_as_arrays_and_the_rest_as_python_values():
+    from leakfree.rowmap import batch_rows
+
+    hashes = pa.array([[5, -1, 7], None, [], [9]], type=pa.list_(pa.int32()))
+    batch = pa.RecordBatch.from_arrays(
+        [
+            pa.array([1, 2, 3, 4]),
+            hashes,
+            pa.array([["audio"], ["caption", "audio"], None, []]),
+            pa.array([b"x", None, b"", b"yz"]),
+        ],
+        names=["file_id", "hashes", "sources", "logmel"],
+    )
+    rows = batch_rows(batch.slice(1))  # a slice keeps its own rows' values
+    assert [r["file_id"] for r in rows] == [2, 3, 4]
+    assert rows[0]["hashes"] is None
+    assert [r["hashes"].tolist() for r in rows[1:]] == [[], [9]]
+    assert [r["sources"] for r in rows] == [["caption", "audio"], None, []]
+    assert [r["logmel"] for r in rows] == [None, b"", b"yz"]
+    whole = batch_rows(batch)
+    assert whole[0]["hashes"].dtype == np.int32 and whole[0]["hashes"].tolist() == [5, -1, 7]
