@@ -58,6 +58,26 @@ def load_truth(corpus: Path = CORPUS) -> Truth:
     return Truth(sorted(groups), dict(groups), transform)
 
 
+def different_pairs(corpus: Path, truth, count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Pairs of files made from different originals of one package folder, none in one group."""
+    folders = defaultdict(set)
+    with (corpus / "truth.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            folders[str(Path(row["source"]).parent)].add(row["path"])
+    rng = random.Random(seed)
+    crowded = sorted(k for k, v in folders.items() if len(v) > 1)
+    weights = [len(folders[k]) ** 2 for k in crowded]
+    found: set[tuple[str, str]] = set()
+    for _ in range(count * 50):
+        if len(found) >= count:
+            break
+        members = sorted(folders[rng.choices(crowded, weights)[0]])
+        a, b = sorted(rng.sample(members, 2))
+        if not truth.groups[a] & truth.groups[b]:
+            found.add((a, b))
+    return sorted(found)
+
+
 def corpus_available() -> bool:
     return (CORPUS / "truth.csv").exists()
 

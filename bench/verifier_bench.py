@@ -18,12 +18,10 @@ pairs that fail and of the different pairs that pass, for a person to read.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
 import pickle
-import random
 import sys
 import time
 from collections import defaultdict
@@ -34,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, load_truth, table, write_results
+from common import RESULTS, different_pairs, load_truth, table, write_results
 from robustness_bench import family_and_strength, through_groups
 from stress_corpus import SPECS, build
 
@@ -86,26 +84,6 @@ def features(corpus: Path, paths: list[str], cfg: Config) -> dict[str, dict | No
         found = dict(pool.map(_extract, [(p, str(corpus / p)) for p in paths], chunksize=16))
     cache.write_bytes(pickle.dumps(found))
     return found
-
-
-def different_pairs(corpus: Path, truth, count: int, seed: int = 0) -> list[tuple[str, str]]:
-    """Pairs of files made from different originals of one package folder, none in one group."""
-    folders = defaultdict(set)
-    with (corpus / "truth.csv").open(encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            folders[str(Path(row["source"]).parent)].add(row["path"])
-    rng = random.Random(seed)
-    crowded = sorted(k for k, v in folders.items() if len(v) > 1)
-    weights = [len(folders[k]) ** 2 for k in crowded]
-    found: set[tuple[str, str]] = set()
-    for _ in range(count * 50):
-        if len(found) >= count:
-            break
-        members = sorted(folders[rng.choices(crowded, weights)[0]])
-        a, b = sorted(rng.sample(members, 2))
-        if not truth.groups[a] & truth.groups[b]:
-            found.add((a, b))
-    return sorted(found)
 
 
 def evidence_row(a: str, b: str, ev) -> dict:
