@@ -40,17 +40,20 @@ def spark(test_config):
     session.stop()
 
 
+def library_config(test_config: Config, *roots: Path | str, metadata: Path | str = "", warehouse: Path) -> Config:
+    """The test config for a library (roots and sidecar) and a warehouse."""
+    return test_config.replace(
+        library=dataclasses.replace(test_config.library, roots=tuple(str(r) for r in roots), metadata=str(metadata)),
+        warehouse=dataclasses.replace(test_config.warehouse, path=str(warehouse)),
+    )
+
+
 @pytest.fixture
 def make_config(test_config, tmp_path):
     """The test config for a library (roots and sidecar) with a fresh warehouse in tmp_path."""
 
     def make(*roots: Path | str, metadata: Path | str = "", warehouse: Path | None = None) -> Config:
-        return test_config.replace(
-            library=dataclasses.replace(
-                test_config.library, roots=tuple(str(r) for r in roots), metadata=str(metadata)
-            ),
-            warehouse=dataclasses.replace(test_config.warehouse, path=str(warehouse or tmp_path / "warehouse")),
-        )
+        return library_config(test_config, *roots, metadata=metadata, warehouse=warehouse or tmp_path / "warehouse")
 
     return make
 

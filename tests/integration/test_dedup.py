@@ -13,6 +13,7 @@ from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
 from leakfree.edges import AUDIO_FAMILIES
 from leakfree.pipeline import run_stages
+from tests.conftest import library_config
 
 pytestmark = pytest.mark.integration
 RATE = 44100
@@ -53,13 +54,22 @@ def library(tmp_path_factory):
     return lib
 
 
+@pytest.fixture(scope="module")
+def joined(spark, test_config, library, tmp_path_factory):
+    """The library run through groups once, for the tests that only read what it made."""
+    cfg = library_config(
+        test_config, library, metadata=library / "meta.csv", warehouse=tmp_path_factory.mktemp("joined") / "warehouse"
+    )
+    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+    return cfg
+
+
 def name_of(spark, cfg):
     return {r.file_id: r.rel_path for r in tables.read(spark, cfg.warehouse.path, "catalog").collect()}
 
 
-def test_pairs_and_groups(spark, make_config, library, tmp_path):
-    cfg = make_config(library, metadata=library / "meta.csv")
-    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
+def test_pairs_and_groups(spark, joined):
+    cfg = joined
     names = name_of(spark, cfg)
     pairs = {
         (frozenset((names[p.file_a], names[p.file_b])), p.method): p
@@ -162,7 +172,7 @@ def test_a_poisoned_features_row_costs_its_pairs_not_the_stage(spark, make_confi
     assert unverified == 0
 
 
-def test_explain_says_why_files_are_joined_in_words(spark, make_config, library):
+def test_explain_says_why_files_are_joined_in_words(spark, joined, library):
     import json
     import os
     import subprocess
@@ -170,9 +180,7 @@ def test_explain_says_why_files_are_joined_in_words(spark, make_config, library)
 
     from leakfree.explain import explain
 
-    cfg = make_config(library, metadata=library / "meta.csv")
-    run_stages(spark, cfg, ["catalog", "features", "candidates", "pairs", "groups"], command="test")
-    warehouse = cfg.warehouse.path
+    warehouse = joined.warehouse.path
 
     copy = explain(spark, warehouse, "a_copy.wav")
     assert copy.group_size == 5 and any(link.describe(copy.file_id) == "the same bytes as a.wav" for link in copy.links)
