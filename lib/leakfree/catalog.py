@@ -189,8 +189,7 @@ def probed_files(listed: DataFrame, known: DataFrame, settings: CatalogConfig) -
     # A path is read once even where two reference sets list it.
     with rowmap.map_rows(
         to_read.select("path", "size").distinct(),
-        count=pending,
-        per_task=settings.files_per_task,
+        tasks=rowmap.tasks_for(pending, settings.files_per_task),
         keys=("path",),
         make_work=partial(_probe_work, limits),
         schema=PROBE_SCHEMA,

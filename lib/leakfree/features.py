@@ -130,8 +130,7 @@ def fingerprinted(todo: DataFrame, count: int, settings: FeaturesConfig) -> Iter
     decoded on the executors, and the errors (path, file_id, error_class, message)."""
     with rowmap.map_rows(
         todo,
-        count=count,
-        per_task=settings.files_per_task,
+        tasks=rowmap.tasks_for(count, settings.files_per_task),
         keys=("file_id",),
         make_work=partial(extract_work, settings),
         schema=RESULT_SCHEMA,

@@ -99,16 +99,18 @@ def verified_pairs(
     the errors carry the pair."""
     side_a = features_a.select([F.col(c).alias(f"a_{c}") for c in ("file_id", *_SIDE_COLUMNS)])
     side_b = features_b.select([F.col(c).alias(f"b_{c}") for c in ("file_id", *_SIDE_COLUMNS)])
+    # The one shuffle of rows that carry a file's features is the one file_b's join needs,
+    # cut into pairs_per_task-sized tasks: each row holds ten thousand values a side, and
+    # shuffling the joined rows again took a third of the stage (2,400 demo files).
     joined = (
         todo.join(side_a, F.col("file_a") == F.col("a_file_id"))
+        .repartition(rowmap.tasks_for(count, settings.pairs_per_task), "file_b")
         .join(side_b, F.col("file_b") == F.col("b_file_id"))
         .drop("a_file_id", "b_file_id")
     )
     with rowmap.map_rows(
         joined,
-        count=count,
-        per_task=settings.pairs_per_task,
-        keys=(),
+        tasks=None,
         make_work=partial(verify_work, settings.verify, mel_frequencies(fingerprint)),
         schema=VERIFIED_SCHEMA,
         error_class="unverifiable",

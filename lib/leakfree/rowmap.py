@@ -62,23 +62,30 @@ def batch_rows(batch: pa.RecordBatch) -> list[dict]:
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
+def tasks_for(count: int, per_task: int) -> int:
+    """How many tasks `count` rows make at `per_task` rows each."""
+    return max(1, math.ceil(count / per_task))
+
+
 @contextlib.contextmanager
 def map_rows(
     rows: DataFrame,
     *,
-    count: int,
-    per_task: int,
-    keys: tuple[str, ...],
+    tasks: int | None,
+    keys: tuple[str, ...] = (),
     make_work: Callable[[], RowWork],
     schema: pa.Schema,
     error_class: str,
 ) -> Iterator[Mapped]:
-    """`rows` (`count` of them, `per_task` per task, hashed by `keys` or spread evenly) mapped
-    by `make_work()`'s function into `schema` (which ends with ERROR_FIELDS); persisted
-    while the block runs."""
-    partitions = max(1, math.ceil(count / per_task))
+    """`rows` mapped by `make_work()`'s function into `schema` (which ends with
+    ERROR_FIELDS); persisted while the block runs. The rows are cut into `tasks` tasks,
+    hashed by `keys` or spread evenly; with `tasks` None they are mapped in the partitions
+    they come in, for a caller whose last shuffle already cut them so (shuffling them once
+    more would move every row again)."""
     mapper = partial(guarded_batches, make_work=make_work, schema=schema, error_class=error_class)
-    results = rows.repartition(partitions, *keys).mapInArrow(mapper, from_arrow_schema(schema)).persist()
+    if tasks is not None:
+        rows = rows.repartition(tasks, *keys)
+    results = rows.mapInArrow(mapper, from_arrow_schema(schema)).persist()
     try:
         yield Mapped(
             results.where("error_class IS NULL").drop("error_class", "message"),
