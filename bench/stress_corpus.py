@@ -10,9 +10,12 @@ the tests use, with planted edits harder than the shared corpus's.
   other effects (chorus, flanger, phaser, overdrive, wet-only reverb), codecs (GSM, AAC,
   Opus at 12 kbit/s, 8-bit PCM) and noises (pink, brown). Only measured, never tuned on:
   it stands for the libraries leakfree has not seen.
+- `validation`: nine more packages (mostly short game effects) with the issue's families at
+  other strengths. A change to the verifier is judged on it and on `stress` before the
+  holdout corpus measures it, so that the holdout stays unseen.
 
 Each is written in the shared corpus's format (audio/, truth.csv, metadata.csv) to a cache
-outside git ($LEAKFREE_STRESS_DIR or $LEAKFREE_HOLDOUT_DIR, default ~/.cache/leakfree/<name>),
+outside git ($LEAKFREE_<NAME>_DIR, default ~/.cache/leakfree/<name>),
 once: a second call finds it there. Each variant is made with Debian's sox or ffmpeg from its source; `transform` names
 the family and strength (speed_1.03, noise_snr5, chain_reverb_room+noise_snr10, ...).
 
@@ -301,6 +304,40 @@ def holdout_families(backgrounds: list[Path]) -> list[Family]:
     return out
 
 
+def validation_families(backgrounds: list[Path]) -> list[Family]:
+    """The issue's families at strengths and settings neither other corpus has, to judge a
+    change to the verifier on before the holdout corpus measures it."""
+    mp3 = lambda kbps: ffmpeg_codec("-c:a", "libmp3lame", "-b:a", f"{kbps}k")  # noqa: E731
+    opus = lambda kbps: ffmpeg_codec("-c:a", "libopus", "-b:a", f"{kbps}k")  # noqa: E731
+    limiter = ffmpeg_codec("-af", "volume=18dB,alimiter=limit=0.3:attack=1:release=50")
+    reverb_mid = sox("reverb 60 40 60 100 30 pad 0 1")
+    echo_slap = sox("pad 0 0.8 echos 0.8 0.75 120 0.5 300 0.35")
+    out = [Family(f"speed_{f:.3f}", (sox(f"speed {f}"),)) for f in (0.95, 0.985, 1.015, 1.05)]
+    out += [Family(f"pitch_{c:+d}c", (sox(f"pitch {c}"),)) for c in (-80, 80)]
+    out += [Family(f"tempo_{f:.2f}", (sox(f"tempo {f}"),)) for f in (0.96, 1.04)]
+    out += [
+        Family("reverb_mid", (reverb_mid,)),
+        Family("echo_slap", (echo_slap,)),
+        Family("telephone_narrow", (sox("sinc 400-3000"),)),
+        Family("lowpass_2500", (sox("sinc -2500"),)),
+        Family("highpass_800", (sox("sinc 800"),)),
+        Family("mp3_40k", (mp3(40),), ".mp3"),
+        Family("opus_20k", (opus(20),), ".opus"),
+        Family("mono_12k", (sox_to(12000),)),
+        Family("noise_snr7", (add_noise(7),)),
+        Family("limiter_hard", (limiter,)),
+        Family("background_m8", (mix_background(backgrounds, 8),)),
+        Family("excerpt_25", (excerpt(0.25, 5),), min_source_s=2.0),
+    ]
+    out += [
+        Family("chain_pitch_+80c+reverb_mid", (sox("pitch 80"), reverb_mid)),
+        Family("chain_speed_1.05+noise_snr10", (sox("speed 1.05"), add_noise(10))),
+        Family("chain_echo_slap+mp3_40k", (echo_slap, mp3(40)), ".mp3"),
+        Family("chain_tempo_0.96+highpass_800", (sox("tempo 0.96"), sox("sinc 800"))),
+    ]
+    return out
+
+
 @dataclass(frozen=True)
 class Spec:
     """One stress corpus: which packages (each with the most originals taken from it, None:
@@ -358,7 +395,29 @@ HOLDOUT = Spec(
     compilation_gap_s=0.15,
     about="17 other packages (game effects, keyboard clicks, speech prompts) with edits the detector was not tuned on",
 )
-SPECS = (STRESS, HOLDOUT)
+# For judging a change to the verifier: other packages, the issue's families at other
+# strengths. A change is kept on what it does here and on the stress corpus, and only then
+# measured on the holdout corpus.
+VALIDATION = Spec(
+    "validation",
+    {
+        "scorched3d-data": 80,
+        "minetest-data": 80,
+        "mirrormagic-data": None,
+        "marsshooter-data": None,
+        "freedink-data": None,
+        "holotz-castle-data": None,
+        "lordsawar-data": None,
+        "xmoto-data": None,
+        "funnyboat": None,
+    },
+    validation_families,
+    seed=17,
+    compilation_parts=3,
+    compilation_gap_s=0.25,
+    about="9 other packages with the issue's edits at other strengths, for judging a change before the holdout",
+)
+SPECS = (STRESS, HOLDOUT, VALIDATION)
 CORPUS = STRESS.home / "corpus"
 
 
