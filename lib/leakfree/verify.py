@@ -55,13 +55,27 @@ class AudioEvidence:
             and self.correlation >= params.share_min_correlation
         ):
             return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
+        if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
+            return self.correlation >= peak_correlation_needed(self.peak_significance, params)
         if self.correlation < params.min_correlation:
             return False
-        if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
-            return self.peak_significance >= params.min_peak_significance
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
             return self.triplet_votes >= params.min_triplet_votes
         return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
+
+
+def peak_correlation_needed(significance: float, params: VerifyParams) -> float:
+    """The correlation that peaks agreeing `significance` deviations above chance back:
+    min_correlation at min_peak_significance, falling in a straight line to weak_correlation
+    at many_peak_significance and staying there; below min_peak_significance, none. The
+    surer the peaks, the less the frames' shape must agree, as echoes, reverb and noise
+    leave it less to agree on; the two ends are those the rule had as two steps."""
+    if significance < params.min_peak_significance:
+        return np.inf
+    surer = (significance - params.min_peak_significance) / (
+        params.many_peak_significance - params.min_peak_significance
+    )
+    return params.min_correlation - min(surer, 1.0) * (params.min_correlation - params.weak_correlation)
 
 
 def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndarray, np.ndarray]:

@@ -257,3 +257,20 @@ def test_unrelated_sounds_band_passed_stay_unverified(make):
     for seed in range(82, 88):
         a, b = make(seed), band_passed(make(seed + 100), 800, 2500)
         assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
+
+
+def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line():
+    from leakfree.verify import AudioEvidence
+
+    def verified(correlation: float, significance: float) -> bool:
+        evidence = AudioEvidence(
+            correlation, 0.0, 1.0, 0.0, 0.0, 0, 1.0, aligned_peaks=20, peak_significance=significance
+        )
+        return evidence.verified(PARAMS)
+
+    low, high = PARAMS.min_peak_significance, PARAMS.many_peak_significance
+    halfway = (PARAMS.min_correlation + PARAMS.weak_correlation) / 2
+    assert verified(PARAMS.min_correlation, low) and not verified(PARAMS.min_correlation - 0.01, low)
+    assert verified(halfway + 0.01, (low + high) / 2) and not verified(halfway - 0.01, (low + high) / 2)
+    assert verified(PARAMS.weak_correlation, high + 5) and not verified(PARAMS.weak_correlation - 0.01, high + 5)
+    assert not verified(0.99, low - 0.1)  # peaks that do not stand out back nothing
