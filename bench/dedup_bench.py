@@ -260,7 +260,7 @@ def main() -> None:
             for p in pairs
             if p.method in DUPLICATE_RELATIONS and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
         ),
-        key=lambda r: -r["correlation"],
+        key=lambda r: (-r["correlation"], r["a"], r["b"]),  # ties in one order every run
     )
     for u in unknown:
         u["waveform_correlation"] = round(waveform_correlation(u["a"], u["b"]), 3)

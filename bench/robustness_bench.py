@@ -112,7 +112,7 @@ def measure(spec: Spec) -> dict:
                 "segment_correlation": round(segment_correlation(a, b, corpus=corpus, speed=speed), 3),
             }
         )
-    unknown.sort(key=lambda u: (-u["waveform_correlation"], -u["segment_correlation"]))
+    unknown.sort(key=lambda u: (-u["waveform_correlation"], -u["segment_correlation"], u["a"], u["b"]))
     whole = sum(u["waveform_correlation"] >= SAME_AUDIO_CORRELATION for u in unknown)
     segment = sum(u["segment_correlation"] >= SAME_SEGMENT_CORRELATION for u in unknown)
     either = sum(
