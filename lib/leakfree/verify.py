@@ -39,6 +39,11 @@ class AudioEvidence:
     aligned_peaks: int = 0  # spectral peaks of a that b has where time_scale and freq_scale put them
     peak_significance: float = 0.0  # how far their moments stand above chance, in deviations
 
+    @property
+    def scale_change(self) -> float:
+        """How far from 1 the time or frequency scale the pair matched at lies."""
+        return max(abs(self.time_scale - 1), abs(self.freq_scale - 1))
+
     def verified(self, params: VerifyParams) -> bool:
         """Strong correlation, backed by hashes that agree on an offset unless the correlation
         alone leaves no doubt: two different sounds of one kind (two engines, two impacts)
@@ -56,7 +61,7 @@ class AudioEvidence:
         ):
             return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
         if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
-            return self.correlation >= peak_correlation_needed(self.peak_significance, params)
+            return self.correlation >= peak_correlation_needed(self.peak_significance, self.scale_change, params)
         if self.correlation < params.min_correlation:
             return False
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
@@ -64,17 +69,21 @@ class AudioEvidence:
         return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
 
 
-def peak_correlation_needed(significance: float, params: VerifyParams) -> float:
+def peak_correlation_needed(significance: float, scale_change: float, params: VerifyParams) -> float:
     """The correlation that peaks agreeing `significance` deviations above chance back:
     min_correlation at min_peak_significance, falling in a straight line to weak_correlation
     at many_peak_significance and staying there; below min_peak_significance, none. The
     surer the peaks, the less the frames' shape must agree, as echoes, reverb and noise
-    leave it less to agree on; the two ends are those the rule had as two steps."""
+    leave it less to agree on. At a scale further from 1 than one edit reaches
+    (max_scale_change), only the line's two ends: such a reading is one of the many that
+    only two copies edited apart need, and those usually meet through their original too."""
     if significance < params.min_peak_significance:
         return np.inf
     surer = (significance - params.min_peak_significance) / (
         params.many_peak_significance - params.min_peak_significance
     )
+    if scale_change > params.max_scale_change:
+        surer = np.floor(min(surer, 1.0))
     return params.min_correlation - min(surer, 1.0) * (params.min_correlation - params.weak_correlation)
 
 

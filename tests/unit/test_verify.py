@@ -259,12 +259,21 @@ def test_unrelated_sounds_band_passed_stay_unverified(make):
         assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
 
 
-def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line():
+def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line_within_one_edits_reach():
     from leakfree.verify import AudioEvidence
 
-    def verified(correlation: float, significance: float) -> bool:
+    def verified(correlation: float, significance: float, freq_scale: float = 1.0) -> bool:
         evidence = AudioEvidence(
-            correlation, 0.0, 1.0, 0.0, 0.0, 0, 1.0, aligned_peaks=20, peak_significance=significance
+            correlation,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            0,
+            1.0,
+            freq_scale=freq_scale,
+            aligned_peaks=20,
+            peak_significance=significance,
         )
         return evidence.verified(PARAMS)
 
@@ -274,3 +283,7 @@ def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line():
     assert verified(halfway + 0.01, (low + high) / 2) and not verified(halfway - 0.01, (low + high) / 2)
     assert verified(PARAMS.weak_correlation, high + 5) and not verified(PARAMS.weak_correlation - 0.01, high + 5)
     assert not verified(0.99, low - 0.1)  # peaks that do not stand out back nothing
+    beyond = 1 + PARAMS.max_scale_change + 0.01  # only two copies edited apart match there
+    assert verified(PARAMS.min_correlation, (low + high) / 2, beyond)
+    assert not verified(halfway + 0.01, (low + high) / 2, beyond)
+    assert verified(PARAMS.weak_correlation, high, beyond)
