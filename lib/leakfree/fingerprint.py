@@ -166,7 +166,7 @@ def fingerprint(x: np.ndarray, rate: int, params: FingerprintParams, mel: np.nda
     active = active_frames(frame_db, params.floor_db, params.active_rel_db)
     frames = len(power)
     active_seconds = float(active.sum()) * params.hop / rate
-    flag = _flag(x, active, params)
+    flag = _flag(x, rate, active, params)
     empty_h, empty_t = np.empty(0, np.uint32), np.empty(0, np.int32)
     if flag is not None:
         nothing = np.zeros((0, params.mel_bands), np.uint8)
@@ -297,18 +297,22 @@ def dequantize_logmel(steps: np.ndarray) -> np.ndarray:
     return -steps.astype(np.float32) / 2.0
 
 
-def _flag(x: np.ndarray, active: np.ndarray, params: FingerprintParams) -> str | None:
+def _flag(x: np.ndarray, rate: int, active: np.ndarray, params: FingerprintParams) -> str | None:
     """Why a signal has nothing to fingerprint; such files must not all share one signature."""
     floor = 10 ** (params.floor_db / 20)
     if len(x) == 0 or float(np.max(np.abs(x))) < floor:
         return "silent"
-    # The edges are left out: resampling a constant signal rings at its ends.
-    edge = len(x) // 20
+    # The ends are left out: resampling a constant signal rings there, for under 2 ms. Only
+    # that long: a beep in the first quarter second of a long silent file is not constant.
+    edge = min(len(x) // 20, int(_RINGING_S * rate))
     if float(np.ptp(x[edge : len(x) - edge])) < 2 * floor:
         return "constant"
     if int(active.sum()) < params.min_active_frames:
         return "near_empty"
     return None
+
+
+_RINGING_S = 0.02
 
 
 def set_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:

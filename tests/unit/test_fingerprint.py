@@ -131,6 +131,16 @@ def test_empty_audio_is_flagged_and_gets_no_hashes(tmp_path, signal, flag):
     assert len(fp.hashes) == 0 and len(fp.dense_hashes) == 0
 
 
+def test_a_sound_at_either_end_of_a_long_silent_file_is_fingerprinted(tmp_path):
+    beep = source(0.2, 4)
+    for name, x in (
+        ("first.wav", np.concatenate([beep, np.zeros(5 * RATE)])),
+        ("last.wav", np.concatenate([np.zeros(5 * RATE), beep])),
+    ):
+        fp = analyse(x, tmp_path, name)
+        assert fp.flag is None and len(fp.dense_hashes) > 0, name
+
+
 def test_short_sounds_get_the_dense_family_and_long_ones_do_not(tmp_path):
     short = analyse(source(0.3, 9), tmp_path, "short.wav")
     long = analyse(source(6.0, 9), tmp_path, "long.wav")
