@@ -1,4 +1,4 @@
-"""Robustness benchmark: detection on the stress, validation and holdout corpora (bench/stress_corpus.py),
+"""Robustness benchmark: detection on the stress corpora of bench/stress_corpus.py,
 one row per edit family and strength, beside exact digests and Chromaprint on the same files.
 
 The real pipeline (Spark, Delta) runs on the audio alone, without the metadata sidecar:
@@ -162,13 +162,14 @@ def main(names: list[str]) -> None:
 
 
 INTRODUCTION = (
-    "Three corpora from `bench/stress_corpus.py`, real recordings of Debian data packages with planted edits, "
+    "Four corpora from `bench/stress_corpus.py`, real recordings of Debian data packages with planted edits, "
     "one row per edit and strength (`var-var`: two edited copies of one original; `orig-orig`: duplicates "
     "the packages ship themselves, found by a waveform check when the truth is built). `stress` is the one "
     "detection was developed on; `validation` (other packages, the same families at other strengths) is "
     "where a change to the verifier is judged before it is kept; `holdout` (other packages, other edits "
-    "and strengths) is only measured, never tuned on, as a private corpus would be. The pipeline ran on "
-    "the audio alone (no captions). "
+    "and strengths) is only measured, never tuned on, as a private corpus would be, and so is `beyond` "
+    "(edits past the ranges leakfree searches, and other kinds). The pipeline ran on the audio alone "
+    "(no captions). "
     "Recall of direct pairs (an edge between the two files) and through groups (both files in one "
     "component of duplicate edges, as the splits see them). Chromaprint's bit-error threshold is the one "
     "with the best recall at precision >= leakfree's.\n\n"

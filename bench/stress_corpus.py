@@ -13,6 +13,9 @@ the tests use, with planted edits harder than the shared corpus's.
 - `validation`: nine more packages (mostly short game effects) with the issue's families at
   other strengths. A change to the verifier is judged on it and on `stress` before the
   holdout corpus measures it, so that the holdout stays unseen.
+- `beyond`: eleven more packages (arcade effects and music, speech icons) with edits past
+  the issue's ranges (two semitones, 10 % speed and tempo) and of other kinds (a strong EQ,
+  8-bit mu-law telephony, silence stripped and normalised, long fades). Only measured.
 
 Each is written in the shared corpus's format (audio/, truth.csv, metadata.csv) to a cache
 outside git ($LEAKFREE_<NAME>_DIR, default ~/.cache/leakfree/<name>),
@@ -338,6 +341,27 @@ def validation_families(backgrounds: list[Path]) -> list[Family]:
     return out
 
 
+def beyond_families(backgrounds: list[Path]) -> list[Family]:
+    """Edits past the issue's ranges and of other kinds, as a private corpus may hold them:
+    two semitones, 10 % speed and tempo, a strong EQ, 8-bit mu-law telephony, silence
+    stripped and normalised (what a library's ingest does), long fades, and chains."""
+    out = [Family(f"speed_{f:.2f}", (sox(f"speed {f}"),)) for f in (0.90, 1.10)]
+    out += [Family(f"pitch_{c:+d}c", (sox(f"pitch {c}"),)) for c in (-200, 200)]
+    out += [Family(f"tempo_{f:.2f}", (sox(f"tempo {f}"),)) for f in (0.90, 1.10)]
+    out += [
+        Family("eq_treble+12_bass-12", (sox("treble 12 bass -12 gain -n -1"),)),
+        Family("mulaw_8k", (sox_out("-r", "8000", "-c", "1", "-e", "mu-law", "-b", "8"),)),
+        Family("stripped_normalised", (sox("silence 1 0.01 1% reverse silence 1 0.01 1% reverse norm -1"),)),
+        Family("fades", (fades(0.4),)),
+        Family("chain_speed_0.95+reverb", (sox("speed 0.95"), sox("reverb 50 50 50 pad 0 0.5"))),
+        Family(
+            "chain_pitch_-150c+mulaw_8k",
+            (sox("pitch -150"), sox_out("-r", "8000", "-c", "1", "-e", "mu-law", "-b", "8")),
+        ),
+    ]
+    return out
+
+
 @dataclass(frozen=True)
 class Spec:
     """One stress corpus: which packages (each with the most originals taken from it, None:
@@ -417,7 +441,29 @@ VALIDATION = Spec(
     compilation_gap_s=0.25,
     about="9 other packages with the issue's edits at other strengths, for judging a change before the holdout",
 )
-SPECS = (STRESS, HOLDOUT, VALIDATION)
+# Measured only: edits past the issue's ranges, on eleven more packages.
+BEYOND = Spec(
+    "beyond",
+    {
+        "torus-trooper-data": None,
+        "tumiki-fighters-data": None,
+        "titanion-data": None,
+        "gunroar-data": None,
+        "noiz2sa-data": None,
+        "powermanga-data": None,
+        "solarwolf": None,
+        "pangzero": None,
+        "xblast-tnt-sounds": None,
+        "sound-icons": None,
+        "pokerth-data": None,
+    },
+    beyond_families,
+    seed=23,
+    compilation_parts=2,
+    compilation_gap_s=0.3,
+    about="11 other packages with edits past the issue's ranges (2 semitones, 10 % speed, mu-law, ingest clean-up)",
+)
+SPECS = (STRESS, HOLDOUT, VALIDATION, BEYOND)
 CORPUS = STRESS.home / "corpus"
 
 
