@@ -91,6 +91,14 @@ def ffmpeg_codec(*args: str) -> Callable[[Path, Path], None]:
     return lambda src, dst: run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *args, str(dst)])
 
 
+def mp3(kbps: int, rate: int | None = None) -> Callable[[Path, Path], None]:
+    return ffmpeg_codec("-c:a", "libmp3lame", "-b:a", f"{kbps}k", *(("-ar", str(rate)) if rate else ()))
+
+
+def opus(kbps: int) -> Callable[[Path, Path], None]:
+    return ffmpeg_codec("-c:a", "libopus", "-b:a", f"{kbps}k")
+
+
 def read(path: Path) -> tuple[np.ndarray, int]:
     x, rate = sf.read(str(path), dtype="float32", always_2d=True)
     return x, rate
@@ -157,8 +165,6 @@ class Family:
 
 
 def stress_families(backgrounds: list[Path]) -> list[Family]:
-    mp3 = lambda kbps: ffmpeg_codec("-c:a", "libmp3lame", "-b:a", f"{kbps}k")  # noqa: E731
-    opus = lambda kbps: ffmpeg_codec("-c:a", "libopus", "-b:a", f"{kbps}k")  # noqa: E731
     vorbis_lowest = ffmpeg_codec("-c:a", "libvorbis", "-q:a", "-1")
     compressor = sox("compand 0.005,0.1 -70,-70,-50,-20,-20,-10,0,-6 -3 -60 0.02")
     out: list[Family] = []
@@ -262,8 +268,6 @@ def in_scene(backgrounds: list[Path], below_db: float, seconds: float) -> Callab
 def holdout_families(backgrounds: list[Path]) -> list[Family]:
     """Edits the detector was not tuned on: other strengths (some beyond the issue's
     ranges, to show where detection ends), other effects and codecs, other noises."""
-    mp3 = lambda kbps, rate: ffmpeg_codec("-c:a", "libmp3lame", "-b:a", f"{kbps}k", "-ar", str(rate))  # noqa: E731
-    opus = lambda kbps: ffmpeg_codec("-c:a", "libopus", "-b:a", f"{kbps}k")  # noqa: E731
     reverb_large = sox("pad 0 1.5 reverb 70 40 100 100 20")
     echo_500ms = sox("pad 0 1.2 echos 0.8 0.7 500 0.45 1000 0.25")
     chorus = sox("chorus 0.7 0.9 55 0.4 0.25 2 -t")
@@ -310,8 +314,6 @@ def holdout_families(backgrounds: list[Path]) -> list[Family]:
 def validation_families(backgrounds: list[Path]) -> list[Family]:
     """The issue's families at strengths and settings neither other corpus has, to judge a
     change to the verifier on before the holdout corpus measures it."""
-    mp3 = lambda kbps: ffmpeg_codec("-c:a", "libmp3lame", "-b:a", f"{kbps}k")  # noqa: E731
-    opus = lambda kbps: ffmpeg_codec("-c:a", "libopus", "-b:a", f"{kbps}k")  # noqa: E731
     limiter = ffmpeg_codec("-af", "volume=18dB,alimiter=limit=0.3:attack=1:release=50")
     reverb_mid = sox("reverb 60 40 60 100 30 pad 0 1")
     echo_slap = sox("pad 0 0.8 echos 0.8 0.75 120 0.5 300 0.35")
@@ -345,19 +347,17 @@ def beyond_families(backgrounds: list[Path]) -> list[Family]:
     """Edits past the issue's ranges and of other kinds, as a private corpus may hold them:
     two semitones, 10 % speed and tempo, a strong EQ, 8-bit mu-law telephony, silence
     stripped and normalised (what a library's ingest does), long fades, and chains."""
+    mulaw_8k = sox_out("-r", "8000", "-c", "1", "-e", "mu-law", "-b", "8")
     out = [Family(f"speed_{f:.2f}", (sox(f"speed {f}"),)) for f in (0.90, 1.10)]
     out += [Family(f"pitch_{c:+d}c", (sox(f"pitch {c}"),)) for c in (-200, 200)]
     out += [Family(f"tempo_{f:.2f}", (sox(f"tempo {f}"),)) for f in (0.90, 1.10)]
     out += [
         Family("eq_treble+12_bass-12", (sox("treble 12 bass -12 gain -n -1"),)),
-        Family("mulaw_8k", (sox_out("-r", "8000", "-c", "1", "-e", "mu-law", "-b", "8"),)),
+        Family("mulaw_8k", (mulaw_8k,)),
         Family("stripped_normalised", (sox("silence 1 0.01 1% reverse silence 1 0.01 1% reverse norm -1"),)),
         Family("fades", (fades(0.4),)),
         Family("chain_speed_0.95+reverb", (sox("speed 0.95"), sox("reverb 50 50 50 pad 0 0.5"))),
-        Family(
-            "chain_pitch_-150c+mulaw_8k",
-            (sox("pitch -150"), sox_out("-r", "8000", "-c", "1", "-e", "mu-law", "-b", "8")),
-        ),
+        Family("chain_pitch_-150c+mulaw_8k", (sox("pitch -150"), mulaw_8k)),
     ]
     return out
 

@@ -297,22 +297,22 @@ def dequantize_logmel(steps: np.ndarray) -> np.ndarray:
     return -steps.astype(np.float32) / 2.0
 
 
+_RINGING_S = 0.02  # leaves out 10 times the ringing soxr gives a constant signal at its ends
+
+
 def _flag(x: np.ndarray, rate: int, active: np.ndarray, params: FingerprintParams) -> str | None:
     """Why a signal has nothing to fingerprint; such files must not all share one signature."""
     floor = 10 ** (params.floor_db / 20)
     if len(x) == 0 or float(np.max(np.abs(x))) < floor:
         return "silent"
-    # The ends are left out: resampling a constant signal rings there, for under 2 ms. Only
-    # that long: a beep in the first quarter second of a long silent file is not constant.
+    # The ends are left out, as resampling a constant signal rings there for under 2 ms, but
+    # only that long: a beep in the first quarter second of a long silent file is not constant.
     edge = min(len(x) // 20, int(_RINGING_S * rate))
     if float(np.ptp(x[edge : len(x) - edge])) < 2 * floor:
         return "constant"
     if int(active.sum()) < params.min_active_frames:
         return "near_empty"
     return None
-
-
-_RINGING_S = 0.02
 
 
 def set_similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:

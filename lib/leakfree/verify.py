@@ -79,12 +79,13 @@ def peak_correlation_needed(significance: float, scale_change: float, params: Ve
     only two copies edited apart need, and those usually meet through their original too."""
     if significance < params.min_peak_significance:
         return np.inf
-    surer = (significance - params.min_peak_significance) / (
-        params.many_peak_significance - params.min_peak_significance
+    surer = min(
+        (significance - params.min_peak_significance) / (params.many_peak_significance - params.min_peak_significance),
+        1.0,
     )
     if scale_change > params.max_scale_change:
-        surer = np.floor(min(surer, 1.0))
-    return params.min_correlation - min(surer, 1.0) * (params.min_correlation - params.weak_correlation)
+        surer = np.floor(surer)
+    return params.min_correlation - surer * (params.min_correlation - params.weak_correlation)
 
 
 def normalized_frames(logmel: np.ndarray, params: VerifyParams) -> tuple[np.ndarray, np.ndarray]:
