@@ -16,7 +16,7 @@ from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import (
     OffsetCells,
     band_levels,
-    matching_offsets,
+    matching_hashes,
     peak_alignment,
     shared_bands,
     triplet_vote,
@@ -102,14 +102,17 @@ def test_silence_has_no_alignment():
     assert evidence.correlation == -1.0 and not evidence.verified(PARAMS)
 
 
-def test_matching_offsets_pairs_every_equal_hash():
-    anchors, offsets = matching_offsets(
-        np.array([5, 7, 5], np.uint32),
-        np.array([10, 20, 30], np.int32),
-        np.array([5, 9, 5], np.uint32),
-        np.array([100, 200, 300], np.int32),
-    )
-    assert sorted(zip(anchors.tolist(), offsets.tolist(), strict=True)) == [(10, 90), (10, 290), (30, 70), (30, 270)]
+def test_matching_hashes_pairs_every_equal_hash():
+    a_index, b_index = matching_hashes(np.array([5, 7, 5], np.uint32), np.array([5, 9, 5], np.uint32))
+    assert sorted(zip(a_index.tolist(), b_index.tolist(), strict=True)) == [(0, 0), (0, 2), (2, 0), (2, 2)]
+
+
+def test_the_aligned_share_counts_each_hash_once_when_a_sound_repeats_itself():
+    # Counted in pairs of hashes, each of the four repetitions added the sound's hashes again.
+    x = np.tile(impact(np.random.default_rng(5), 0.5, RATE), 4)
+    evidence = audio_evidence(features(x), features(x), PARAMS)
+    assert evidence.aligned_hashes > 2 * len(np.unique(features(x)["hashes"]))
+    assert evidence.aligned_share == pytest.approx(1.0)
 
 
 def test_offset_cells_bin_each_phase_as_flooring_the_shifted_values():
