@@ -74,8 +74,13 @@ def run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()[-400:]}")
 
 
+# sox dithers with fresh random numbers on every call unless -R seeds them: without it, two
+# builds of one corpus differ, and a change's effect is blurred by the rebuild's.
+SOX = ("sox", "-R", "-q")
+
+
 def sox(effects: str) -> Callable[[Path, Path], None]:
-    return lambda src, dst: run(["sox", "-q", str(src), str(dst), *effects.split()])
+    return lambda src, dst: run([*SOX, str(src), str(dst), *effects.split()])
 
 
 def sox_to(rate: int) -> Callable[[Path, Path], None]:
@@ -84,7 +89,7 @@ def sox_to(rate: int) -> Callable[[Path, Path], None]:
 
 def sox_out(*options: str) -> Callable[[Path, Path], None]:
     """The audio as it is, written with sox's output `options` (rate, bits, encoding)."""
-    return lambda src, dst: run(["sox", "-q", str(src), *options, str(dst)])
+    return lambda src, dst: run([*SOX, str(src), *options, str(dst)])
 
 
 def ffmpeg_codec(*args: str) -> Callable[[Path, Path], None]:
@@ -536,7 +541,7 @@ def copy_originals(chosen: dict[str, list[Path]], pkgs: Path, root: Path) -> lis
         info, dst = sf.info(str(file)), root / paths[file]
         dst.parent.mkdir(parents=True, exist_ok=True)
         if info.duration > MUSIC_SECONDS * 1.5:
-            run(["sox", "-q", str(file), str(dst), "trim", "0", str(MUSIC_SECONDS)])
+            run([*SOX, str(file), str(dst), "trim", "0", str(MUSIC_SECONDS)])
         else:
             shutil.copyfile(file, dst)
         originals.append((paths[file], dst, min(info.duration, MUSIC_SECONDS)))
