@@ -109,9 +109,9 @@ def test_matching_hashes_pairs_every_equal_hash():
 
 def test_the_aligned_share_counts_each_hash_once_when_a_sound_repeats_itself():
     # Counted in pairs of hashes, each of the four repetitions added the sound's hashes again.
-    x = np.tile(impact(np.random.default_rng(5), 0.5, RATE), 4)
-    evidence = audio_evidence(features(x), features(x), PARAMS)
-    assert evidence.aligned_hashes > 2 * len(np.unique(features(x)["hashes"]))
+    repeated = features(np.tile(impact(np.random.default_rng(5), 0.5, RATE), 4))
+    evidence = audio_evidence(repeated, repeated, PARAMS)
+    assert evidence.aligned_hashes > 2 * len(np.unique(repeated["hashes"]))
     assert evidence.aligned_share == pytest.approx(1.0)
 
 
