@@ -175,13 +175,14 @@ def audio_evidence(
     point to (`mel_hz`: the log-mel bands' centre frequencies, to shift them by).
 
     A pair that only triplet hashes proposed (`triplets_only`) is first asked whether they
-    agree on one speed and offset; None when they do not. Triplets are coarse and proposed
-    most candidates, 83 % of them chance that the vote alone rejects; on ../shared/corpus and
+    agree on one speed and offset, a larger share of them than other pairs need
+    (triplets_only_vote_share); None when they do not. Triplets are coarse and proposed most
+    candidates, most of them chance that the vote alone rejects; on ../shared/corpus and
     bench/stress_corpus.py no such pair was verified in any other way.
     """
     vote = None
     if triplets_only:
-        vote = triplet_vote(a, b, params)
+        vote = triplet_vote(a, b, params, params.triplets_only_vote_share)
         if vote is None:
             return None
     aligned = aligner(a, b, params, mel_hz)
@@ -271,11 +272,12 @@ class TripletVote:
     anchors: np.ndarray  # frames in a of the triplets that agree
 
 
-def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
+def triplet_vote(a: dict, b: dict, params: VerifyParams, min_share: float | None = None) -> TripletVote | None:
     """Every matching triplet votes, for each time scale tried, for the offset at which it
     puts b; the time scale with the most votes in one offset wins, and the frequency scale is
-    the median ratio of its voters' anchor frequencies. None when the votes scatter (chance,
-    not a copy) or point outside the scales tried."""
+    the median ratio of its voters' anchor frequencies. None when the votes scatter (fewer
+    than min_share of the matching triplets agree, min_vote_share unless given: chance, not
+    a copy) or point outside the scales tried."""
     ia, ib = matching_hashes(a["triplet_hashes"], b["triplet_hashes"])
     if len(ia) < params.min_triplet_votes:
         return None
@@ -295,7 +297,8 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams) -> TripletVote | None:
             best_votes, time_scale, centre = int(votes[row, cell]), float(scales[row]), cells.centre(cell, phase)
     voters = np.abs(time_b - time_scale * time_a - centre * width) <= width
     voters &= (bins_a >= 3) & (bins_b >= 3)
-    if voters.sum() < max(params.min_triplet_votes, params.min_vote_share * len(ia)):
+    share = params.min_vote_share if min_share is None else min_share
+    if voters.sum() < max(params.min_triplet_votes, share * len(ia)):
         return None
     freq_scale = float(np.median(bins_b[voters] / bins_a[voters]))
     if abs(freq_scale - 1) > params.max_scale_change:

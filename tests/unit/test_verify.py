@@ -161,6 +161,28 @@ def test_a_copy_proposed_by_triplets_alone_passes_the_vote():
     assert evidence is not None and evidence.verified(PARAMS) and evidence.triplet_votes >= PARAMS.min_triplet_votes
 
 
+def with_triplets(row: dict, frames: np.ndarray) -> dict:
+    """`row` with one triplet per frame, hash i at frames[i], all anchored at one bin."""
+    points = (frames.astype(np.int64) << 10) | 80  # bin 40, in half bins
+    return row | {"triplet_hashes": np.arange(len(frames), dtype=np.uint32), "triplet_points": points}
+
+
+def test_a_pair_only_triplets_proposed_needs_a_larger_share_of_them_agreeing():
+    x = features(sound(23, 3.0))
+    rng = np.random.default_rng(4)
+    frames = np.arange(64) * 4
+    scattered = frames.copy()
+    scattered[8:] = rng.permutation(np.arange(56) * 40 + 2000)  # 8 of 64 agree on one offset
+    a, b = with_triplets(x, frames), with_triplets(x, scattered)
+    share = 8 / 64
+    assert PARAMS.min_vote_share < share < PARAMS.triplets_only_vote_share
+    assert len(triplet_vote(a, b, PARAMS).anchors) == 8
+    assert triplet_vote(a, b, PARAMS, PARAMS.triplets_only_vote_share) is None
+    assert evidence_at_speeds(a, b, PARAMS, MEL_HZ, triplets_only=True) is None
+    lenient = replace(PARAMS, triplets_only_vote_share=PARAMS.min_vote_share)
+    assert evidence_at_speeds(a, b, lenient, MEL_HZ, triplets_only=True) is not None
+
+
 def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
     x = sound(41, 3.0)
     delay = int(0.25 * RATE)
