@@ -75,6 +75,7 @@ class VerifyParams:
     min_triplet_votes: int  # triplet hashes agreeing on one time scale and offset...
     min_vote_share: float  # ...and at least this share of all matching triplets
     triplets_only_vote_share: float  # ...or this share, for a pair only triplets proposed
+    min_voted_correlation: float  # the voted reading's correlation below which no other is tried
     peak_max_scale_change: float  # time and frequency scales searched when peaks vote: 1 +- this
     peak_freq_tolerance: float  # relative frequency two peaks may differ by, and the step of the scales tried
     peak_offset_frames: int  # hash frames per offset cell when peaks vote

@@ -331,21 +331,23 @@ def scaled_evidence(
     frequency; a time stretch only time. Over a short sound, time scales a few percent apart
     put b at nearly the same offsets, so the vote cannot tell them apart: b's log-mel is
     warped to a's scale under each reading (speed, from either scale; pitch: time 1; tempo:
-    frequency 1; or both as voted) and the best alignment counts."""
+    frequency 1; or both as voted) and the best alignment counts. Unless the reading as voted
+    correlates min_voted_correlation, the others are not tried: they only refine it."""
     vote = vote or triplet_vote(a, b, params)
     if vote is None:
         return None
     time_scale, freq_scale = vote.time_scale, vote.freq_scale
-    readings = {
-        (round(t, 4), round(f, 4))
-        for t, f in (
-            (time_scale, freq_scale),
-            (1 / freq_scale, freq_scale),
-            (time_scale, 1 / time_scale),
-            (1.0, freq_scale),
-            (time_scale, 1.0),
-        )
-    }
+    readings = {(round(time_scale, 4), round(freq_scale, 4))}
+    if aligned(*next(iter(readings)))[0] >= params.min_voted_correlation:
+        readings |= {
+            (round(t, 4), round(f, 4))
+            for t, f in (
+                (1 / freq_scale, freq_scale),
+                (time_scale, 1 / time_scale),
+                (1.0, freq_scale),
+                (time_scale, 1.0),
+            )
+        }
     (correlation, offset, overlap), (time_scale, freq_scale) = max((aligned(t, f), (t, f)) for t, f in sorted(readings))
     return _evidence(
         (correlation, offset, overlap),

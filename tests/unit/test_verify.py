@@ -15,9 +15,11 @@ from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import (
     OffsetCells,
+    TripletVote,
     band_levels,
     matching_hashes,
     peak_alignment,
+    scaled_evidence,
     shared_bands,
     triplet_vote,
     warp_logmel,
@@ -181,6 +183,22 @@ def test_a_pair_only_triplets_proposed_needs_a_larger_share_of_them_agreeing():
     assert evidence_at_speeds(a, b, PARAMS, MEL_HZ, triplets_only=True) is None
     lenient = replace(PARAMS, triplets_only_vote_share=PARAMS.min_vote_share)
     assert evidence_at_speeds(a, b, lenient, MEL_HZ, triplets_only=True) is not None
+
+
+@pytest.mark.parametrize("voted_correlation, tried", [(0.1, 1), (0.5, 5)])
+def test_the_readings_around_a_voted_speed_are_tried_only_when_the_voted_one_correlates(voted_correlation, tried):
+    x = features(sound(24, 2.0))
+    voted = (0.97, 1.02)
+    readings = []
+
+    def aligned(time_scale: float, freq_scale: float) -> tuple[float, int, int]:
+        readings.append((time_scale, freq_scale))
+        return voted_correlation + (0.2 if (time_scale, freq_scale) != voted else 0.0), 0, 100
+
+    assert PARAMS.min_voted_correlation == pytest.approx(0.3)
+    evidence = scaled_evidence(x, x, PARAMS, aligned, TripletVote(*voted, anchors=np.array([0.0, 50.0])))
+    assert len(set(readings)) == tried and readings[0] == voted
+    assert evidence.correlation == pytest.approx(voted_correlation + (0.2 if tried > 1 else 0.0))
 
 
 def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
