@@ -337,8 +337,9 @@ def scaled_evidence(
     if vote is None:
         return None
     time_scale, freq_scale = vote.time_scale, vote.freq_scale
-    readings = {(round(time_scale, 4), round(freq_scale, 4))}
-    if aligned(*next(iter(readings)))[0] >= params.min_voted_correlation:
+    voted = (round(time_scale, 4), round(freq_scale, 4))
+    readings = {voted}
+    if aligned(*voted)[0] >= params.min_voted_correlation:
         readings |= {
             (round(t, 4), round(f, 4))
             for t, f in (
