@@ -70,7 +70,7 @@ test-nights: setup ## several nightly runs over a growing library (rescans, incr
 test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
 	$(BIN)/pytest -m cluster tests/cluster
 
-test-faults: setup ## kill a run with SIGKILL in every stage, rerun, compare with an undisturbed run
+test-faults: setup ## kill a run with SIGKILL in every stage (and once on another executor count), rerun, compare with an undisturbed run
 	$(BIN)/pytest -m faults tests/integration/test_reliability.py
 
 check: setup ## lint

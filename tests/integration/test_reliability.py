@@ -254,10 +254,12 @@ def cli_args(zoo, warehouse, master: str) -> list[str]:
     ]
 
 
+@pytest.mark.faults
 def test_killed_runs_resume_to_the_same_tables_on_one_executor_in_another_order(spark, zoo, reference):
     """SIGKILL mid-pairs (after catalog, features and candidates committed), then a full
     rerun of the same run id, on local[1] with the roots listed the other way round: the
-    tables equal the reference run's (local[2]) row for row. `make test-faults` kills in
+    tables equal the reference run's (local[2]) row for row. Two runs of the whole job in
+    their own JVMs (about 160 s), so it belongs to `make test-faults` with the kill in
     every stage."""
     warehouse = zoo["root"] / "warehouse-killed"
     args = cli_args(zoo, warehouse, "local[1]")
