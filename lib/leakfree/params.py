@@ -81,6 +81,8 @@ class VerifyParams:
     peak_offset_frames: int  # hash frames per offset cell when peaks vote
     min_peak_significance: float  # peaks agreeing above chance, in deviations, that back a correlation
     many_peak_significance: float  # ...that make do with weak_correlation
+    sure_peak_significance: float  # ...that make do with sure_peak_correlation, at any reading
+    sure_peak_correlation: float
     caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
 
 

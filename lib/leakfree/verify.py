@@ -76,9 +76,13 @@ def peak_correlation_needed(significance: float, scale_change: float, params: Ve
     surer the peaks, the less the frames' shape must agree, as echoes, reverb and noise
     leave it less to agree on. At a scale further from 1 than one edit reaches
     (max_scale_change), only the line's two ends: such a reading is one of the many that
-    only two copies edited apart need, and those usually meet through their original too."""
+    only two copies edited apart need, and those usually meet through their original too.
+    At sure_peak_significance, chance is out of the question and only sure_peak_correlation
+    is asked, at any reading: an echo or a wet room leaves the frames little shape to agree on."""
     if significance < params.min_peak_significance:
         return np.inf
+    if significance >= params.sure_peak_significance:
+        return params.sure_peak_correlation
     surer = min(
         (significance - params.min_peak_significance) / (params.many_peak_significance - params.min_peak_significance),
         1.0,

@@ -330,3 +330,8 @@ def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line_within_one_edi
     assert verified(PARAMS.min_correlation, (low + high) / 2, beyond)
     assert not verified(halfway + 0.01, (low + high) / 2, beyond)
     assert verified(PARAMS.weak_correlation, high, beyond)
+    sure = PARAMS.sure_peak_significance  # chance is out of the question: a weak shape will do
+    assert sure > high and PARAMS.sure_peak_correlation < PARAMS.weak_correlation
+    assert verified(PARAMS.sure_peak_correlation, sure) and verified(PARAMS.sure_peak_correlation, sure, beyond)
+    assert not verified(PARAMS.sure_peak_correlation - 0.01, sure)
+    assert not verified(PARAMS.sure_peak_correlation, sure - 0.1)
