@@ -315,6 +315,8 @@ RANGES: dict[str, Range] = {
     "dedup.verify.*_share": SHARE,
     "dedup.verify.caption_min_jaccard": SHARE,
     "dedup.verify.min_share_span_s": NON_NEGATIVE,
+    "dedup.verify.*_echo_s": NON_NEGATIVE,
+    "dedup.verify.max_echo_gain": SHARE,
     "dedup.verify.*_db": POSITIVE,
     "dedup.verify.*max_scale_change": Range(0, 0.5),
     "dedup.verify.scale_step": POSITIVE,

@@ -25,6 +25,7 @@ _PAIR_DETAILS = (
     "freq_scale",
     "aligned_peaks",
     "peak_significance",
+    "echo_s",
 )
 
 
@@ -105,6 +106,8 @@ def in_words(relation: str, details: dict, evidence: str | None, other: str) -> 
             parts.append(
                 f"{details['aligned_peaks']} aligned peaks, {details['peak_significance']:.1f} deviations above chance"
             )
+        if details.get("echo_s"):
+            parts.append(f"after an echo or reverb tail centred {details['echo_s']:.2f} s late")
         if (details.get("containment") or 1.0) < 0.95:
             parts.append(f"{details['containment']:.0%} of the shorter one inside the other")
         for key, what in (("time_scale", "speed"), ("freq_scale", "pitch")):

@@ -171,6 +171,7 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
                     "triplet_votes": evidence.triplet_votes,
                     "aligned_peaks": evidence.aligned_peaks,
                     "peak_significance": evidence.peak_significance,
+                    "echo_s": evidence.echo_s,
                 }
             )
     if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:

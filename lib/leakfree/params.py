@@ -83,6 +83,9 @@ class VerifyParams:
     many_peak_significance: float  # ...that make do with weak_correlation
     sure_peak_significance: float  # ...that make do with sure_peak_correlation, at any reading
     sure_peak_correlation: float
+    min_echo_s: float  # shortest delay, and least centre, of an echo or reverb tail fitted...
+    max_echo_s: float  # ...longest delay, between two files whose peaks agree...
+    max_echo_gain: float  # ...when their correlation falls at most this short of what the peaks ask
     caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
 
 

@@ -129,6 +129,7 @@ _PAIRS = pa.schema(
         ("triplet_votes", pa.int32()),
         ("aligned_peaks", pa.int32()),
         ("peak_significance", pa.float64()),
+        ("echo_s", pa.float64()),
         ("caption_jaccard", pa.float64()),
         ("run_id", pa.string()),
     ]

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft
+import scipy.linalg
+import scipy.optimize
 from scipy.ndimage import uniform_filter1d
 
 from leakfree.fingerprint import dequantize_logmel, event_spans, set_similarity
@@ -38,6 +40,7 @@ class AudioEvidence:
     triplet_votes: int = 0  # triplet hashes agreeing on time_scale and the offset
     aligned_peaks: int = 0  # spectral peaks of a that b has where time_scale and freq_scale put them
     peak_significance: float = 0.0  # how far their moments stand above chance, in deviations
+    echo_s: float = 0.0  # centre of the echo or reverb tail fitted between the two, 0 if none was
 
     @property
     def scale_change(self) -> float:
@@ -176,7 +179,9 @@ def audio_evidence(
     The log-mel alignment gives an offset; the landmark hashes are counted only where they
     agree with it (within a bin), so hashes shared by chance, at other offsets, do not count.
     A pair that fails as it stands is tried once more at the speed the triplet hashes
-    point to (`mel_hz`: the log-mel bands' centre frequencies, to shift them by).
+    point to (`mel_hz`: the log-mel bands' centre frequencies, to shift them by), then at the
+    reading single spectral peaks agree on, and there once more after fitting an echo or
+    reverb tail between the two (echo_evidence).
 
     A pair that only triplet hashes proposed (`triplets_only`) is first asked whether they
     agree on one speed and offset, a larger share of them than other pairs need
@@ -197,7 +202,15 @@ def audio_evidence(
     if scaled is not None and scaled.verified(params):
         return scaled
     peaks = peak_evidence(a, b, params, aligned, as_is)
-    return peaks if peaks is not None and peaks.verified(params) else as_is
+    if peaks is None:
+        return as_is
+    if peaks.verified(params):
+        return peaks
+    needed = peak_correlation_needed(peaks.peak_significance, peaks.scale_change, params)
+    if needed - peaks.correlation > params.max_echo_gain:
+        return as_is
+    echoed = echo_evidence(a, b, params, mel_hz, peaks)
+    return echoed if echoed.verified(params) else as_is
 
 
 Aligner = Callable[[float, float], tuple[float, int, int]]
@@ -598,6 +611,84 @@ def peak_evidence(
         aligned_peaks=found.aligned,
         peak_significance=round(float(found.significance), 2),
     )
+
+
+def echo_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, peaks: AudioEvidence) -> AudioEvidence:
+    """The peaks' evidence with the correlation after fitting an echo or reverb tail
+    (echo_fit) from either file to the other at the peaks' reading and offset: the peaks
+    survive an echo, the frames' shape does not, as each frame now also holds earlier ones.
+    A fit counts when it puts the frames' centre of energy min_echo_s late or more."""
+    frames_b = b["logmel"]
+    if (peaks.time_scale, peaks.freq_scale) != (1.0, 1.0):
+        frames_b = warp_logmel(frames_b, peaks.time_scale, peaks.freq_scale, mel_hz)
+    bands = shared_bands(band_levels(a["logmel"], params), band_levels(frames_b, params), params)
+    frames_a, frames_b = a["logmel"][:, bands], frames_b[:, bands]
+    hop_s = a["logmel_hop_s"]
+    offset = round(peaks.offset_s / hop_s)
+    delays = (round(params.min_echo_s / hop_s), round(params.max_echo_s / hop_s))
+    best = (peaks.correlation, 0.0)
+    for dry, wet, shift in ((frames_a, frames_b, offset), (frames_b, frames_a, -offset)):
+        fitted, centre = echo_fit(dry, wet, shift, delays, params.active_rel_db)
+        if centre * hop_s < params.min_echo_s:
+            continue  # too weak a tail to tell from a blur, which makes any two noise bursts alike
+        correlation = best_alignment(normalized_frames(fitted, params), normalized_frames(wet, params), params)[0]
+        best = max(best, (correlation, centre * hop_s))
+    return replace(peaks, correlation=best[0], echo_s=round(best[1], 3))
+
+
+_ECHO_FRAMES_AT_ONCE = 2048  # wet frames whose delayed copies are built at once: 13 MB at 32 bands
+
+
+def echo_fit(
+    dry: np.ndarray, wet: np.ndarray, offset: int, delays: tuple[int, int], range_db: float
+) -> tuple[np.ndarray, float]:
+    """dry's log-mel steps turned into wet's frames by the echo or reverb tail that fits best,
+    and the tail's centre in frames. Wet's frame t is taken as a non-negative sum of dry's
+    frame t + offset and its frames t + offset - k, k = delays[0] .. delays[1], one weight per
+    k for every band (a delay line or a room spreads every band alike in time), fitted on power
+    with errors relative to wet's level down to range_db below its loudest cell, as levels,
+    not powers, are compared. The shortest delay stays clear of the spectrogram's own smear:
+    shorter ones only blur, and blurred, any two bursts of noise look alike."""
+    dry_power, wet_power = _power(dry), _power(wet)
+    if len(dry) == 0 or len(wet) == 0:
+        return dry, 0.0
+    shortest, longest = delays
+    lags = np.concatenate([[0], np.arange(max(shortest, 1), longest + 1)])
+    index = np.arange(len(wet) + longest) + offset - longest
+    padded = np.zeros((len(index), dry.shape[1]), np.float32)
+    inside = (index >= 0) & (index < len(dry))
+    padded[inside] = dry_power[index[inside]]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, longest + 1, axis=0)
+    parts = [slice(start, start + _ECHO_FRAMES_AT_ONCE) for start in range(0, len(wet), _ECHO_FRAMES_AT_ONCE)]
+
+    def delayed(part: slice) -> np.ndarray:
+        """[t, band, i]: dry's power lags[i] frames before the frame aligned with wet's frame t."""
+        return windows[part][:, :, longest - lags]
+
+    weight = 1 / np.sqrt(np.maximum(wet_power, wet_power.max() * 10 ** (-range_db / 10)))
+    gram = np.zeros((len(lags), len(lags)))
+    moment = np.zeros(len(lags))
+    for part in parts:
+        design = (delayed(part) * weight[part, :, None]).reshape(-1, len(lags)).astype(np.float64)
+        gram += design.T @ design
+        moment += design.T @ (wet_power[part] * weight[part]).ravel()
+    # Least squares through its normal equations, so memory does not grow with the file.
+    ridge = 1e-9 * max(np.trace(gram), 1e-30)
+    factor = scipy.linalg.cholesky(gram + ridge * np.eye(len(lags)))
+    kernel, _ = scipy.optimize.nnls(factor, scipy.linalg.solve_triangular(factor, moment, trans="T"))
+    fitted = np.concatenate([delayed(part) @ kernel.astype(np.float32) for part in parts])
+    centre = float(kernel @ lags / kernel.sum()) if kernel.sum() > 0 else 0.0
+    return _steps(fitted), centre
+
+
+def _power(steps: np.ndarray) -> np.ndarray:
+    return 10 ** (dequantize_logmel(steps) / 10)
+
+
+def _steps(power: np.ndarray) -> np.ndarray:
+    """Power back to log-mel steps below the loudest cell, as quantized_logmel makes them."""
+    level = 10 * np.log10(np.maximum(power / max(float(power.max(initial=0.0)), 1e-30), 1e-30))
+    return np.clip(np.rint(-2 * level), 0, 255).astype(np.uint8)
 
 
 def _evidence(

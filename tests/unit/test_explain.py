@@ -23,4 +23,6 @@ def test_links_read_as_sentences_from_either_end():
     assert "speed 1.030x" in in_words("audio", {"time_scale": 1.03, "correlation": 0.8}, None, "y")
     peaks = {"correlation": 0.6, "aligned_peaks": 40, "peak_significance": 14.2}
     assert "40 aligned peaks, 14.2 deviations above chance" in in_words("audio", peaks, None, "y")
+    assert "echo" not in in_words("audio", peaks | {"echo_s": 0.0}, None, "y")
+    assert "after an echo or reverb tail centred 0.21 s late" in in_words("audio", peaks | {"echo_s": 0.21}, None, "y")
     assert in_words("setup:cd", {}, "same cd: CD 14", "z") == "the same setup key as z: same cd: CD 14"

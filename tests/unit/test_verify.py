@@ -17,7 +17,10 @@ from leakfree.verify import (
     OffsetCells,
     TripletVote,
     band_levels,
+    best_alignment,
+    echo_fit,
     matching_hashes,
+    normalized_frames,
     peak_alignment,
     scaled_evidence,
     shared_bands,
@@ -210,6 +213,59 @@ def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
     evidence = audio_evidence(features(x), features(echoed), PARAMS)
     assert evidence.verified(PARAMS)
     assert evidence.aligned_share >= PARAMS.min_aligned_share
+
+
+def echoes(x: np.ndarray, taps=((0.25, 0.6), (0.5, 0.36))) -> np.ndarray:
+    """x through a delay line of several taps (delay s, gain), as sox's `echos` makes it."""
+    out = np.concatenate([x, np.zeros(RATE)])
+    for delay, gain in taps:
+        start = int(delay * RATE)
+        out[start : start + len(x)] += gain * x
+    return out.astype(np.float32)
+
+
+def frame_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return best_alignment(normalized_frames(a, PARAMS), normalized_frames(b, PARAMS), PARAMS)[0]
+
+
+LOGMEL_HOP_S = SETTINGS.features.fingerprint.hop * SETTINGS.features.fingerprint.mel_every / RATE
+ECHO_DELAYS = (round(PARAMS.min_echo_s / LOGMEL_HOP_S), round(PARAMS.max_echo_s / LOGMEL_HOP_S))
+
+
+@pytest.mark.parametrize("seed", [84, 88, 89])
+def test_an_echo_fit_turns_the_dry_copy_into_the_echoed_one_and_not_another_sound(seed):
+    dry, wet = features(sound(seed))["logmel"], features(echoes(sound(seed)))["logmel"]
+    fitted, centre = echo_fit(dry, wet, 0, ECHO_DELAYS, PARAMS.active_rel_db)
+    assert frame_correlation(fitted, wet) >= 0.9 > frame_correlation(dry, wet) + 0.15
+    # Taps of 0.36 and 0.13 times the power, 0.25 and 0.5 s late: the centre about 0.1 s late.
+    assert PARAMS.min_echo_s <= centre * LOGMEL_HOP_S <= 0.2
+    # A tail only adds: it cannot take the echoes back out of the wet copy...
+    unfitted, _ = echo_fit(wet, dry, 0, ECHO_DELAYS, PARAMS.active_rel_db)
+    assert frame_correlation(unfitted, dry) < frame_correlation(dry, wet) + 0.02
+    # ...nor make another sound into it.
+    other, _ = echo_fit(features(sound(seed + 100))["logmel"], wet, 0, ECHO_DELAYS, PARAMS.active_rel_db)
+    assert frame_correlation(other, wet) < 0.3
+
+
+def test_a_copy_under_echoes_is_verified_after_the_echo_fit_and_the_edge_says_so():
+    # Only the peaks' route, asking 0.75 at any significance: the echoes leave the frames less.
+    strict = replace(
+        PARAMS,
+        min_aligned_hashes=10**9,
+        min_share_hashes=10**9,
+        many_aligned_hashes=10**9,
+        min_triplet_votes=10**9,
+        sure_correlation=2.0,
+        min_correlation=0.75,
+        weak_correlation=0.75,
+        sure_peak_significance=1e9,
+    )
+    x = sound(88)
+    evidence = audio_evidence(features(x), features(echoes(x)), strict)
+    assert evidence.verified(strict) and evidence.correlation >= 0.75
+    assert PARAMS.min_echo_s <= evidence.echo_s <= 0.2 and evidence.peak_significance >= strict.min_peak_significance
+    without_fit = replace(strict, max_echo_gain=0.0)
+    assert not audio_evidence(features(x), features(echoes(x)), without_fit).verified(without_fit)
 
 
 def test_over_a_long_sound_the_speed_is_found_between_the_steps_tried():
