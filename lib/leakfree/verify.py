@@ -228,13 +228,20 @@ def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Align
 
     @functools.cache
     def aligned(time_scale: float, freq_scale: float) -> tuple[float, int, int]:
-        frames_b = b["logmel"]
-        if (time_scale, freq_scale) != (1.0, 1.0):
-            frames_b = warp_logmel(frames_b, time_scale, freq_scale, mel_hz)
-        bands = shared_bands(levels_a, band_levels(frames_b, params), params)
+        frames_b, bands = at_reading(levels_a, b["logmel"], (time_scale, freq_scale), params, mel_hz)
         return best_alignment(frames_a(bands.tobytes()), normalized_frames(frames_b[:, bands], params), params)
 
     return aligned
+
+
+def at_reading(
+    levels_a: np.ndarray, logmel_b: np.ndarray, reading: tuple[float, float], params: VerifyParams, mel_hz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """b's log-mel warped to a (time scale, frequency scale) reading, and the bands it and a
+    (whose band_levels are levels_a) both hold there."""
+    if reading != (1.0, 1.0):
+        logmel_b = warp_logmel(logmel_b, *reading, mel_hz)
+    return logmel_b, shared_bands(levels_a, band_levels(logmel_b, params), params)
 
 
 def band_levels(logmel: np.ndarray, params: VerifyParams) -> np.ndarray:
@@ -618,10 +625,8 @@ def echo_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, pe
     (echo_fit) from either file to the other at the peaks' reading and offset: the peaks
     survive an echo, the frames' shape does not, as each frame now also holds earlier ones.
     A fit counts when it puts the frames' centre of energy min_echo_s late or more."""
-    frames_b = b["logmel"]
-    if (peaks.time_scale, peaks.freq_scale) != (1.0, 1.0):
-        frames_b = warp_logmel(frames_b, peaks.time_scale, peaks.freq_scale, mel_hz)
-    bands = shared_bands(band_levels(a["logmel"], params), band_levels(frames_b, params), params)
+    reading = (peaks.time_scale, peaks.freq_scale)
+    frames_b, bands = at_reading(band_levels(a["logmel"], params), b["logmel"], reading, params, mel_hz)
     frames_a, frames_b = a["logmel"][:, bands], frames_b[:, bands]
     hop_s = a["logmel_hop_s"]
     offset = round(peaks.offset_s / hop_s)
@@ -649,9 +654,9 @@ def echo_fit(
     with errors relative to wet's level down to range_db below its loudest cell, as levels,
     not powers, are compared. The shortest delay stays clear of the spectrogram's own smear:
     shorter ones only blur, and blurred, any two bursts of noise look alike."""
-    dry_power, wet_power = _power(dry), _power(wet)
     if len(dry) == 0 or len(wet) == 0:
         return dry, 0.0
+    dry_power, wet_power = _power(dry), _power(wet)
     shortest, longest = delays
     lags = np.concatenate([[0], np.arange(max(shortest, 1), longest + 1)])
     index = np.arange(len(wet) + longest) + offset - longest

@@ -14,10 +14,12 @@ from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import (
+    AudioEvidence,
     OffsetCells,
     TripletVote,
     band_levels,
     best_alignment,
+    echo_evidence,
     echo_fit,
     matching_hashes,
     normalized_frames,
@@ -245,6 +247,18 @@ def test_an_echo_fit_turns_the_dry_copy_into_the_echoed_one_and_not_another_soun
     # ...nor make another sound into it.
     other, _ = echo_fit(features(sound(seed + 100))["logmel"], wet, 0, ECHO_DELAYS, PARAMS.active_rel_db)
     assert frame_correlation(other, wet) < 0.3
+
+
+def test_a_blur_is_not_taken_for_an_echo_and_a_silent_file_fits_none():
+    x = features(sound(89))
+    level = x["logmel"].astype(np.float32)
+    blurred = dict(x, logmel=np.rint(np.minimum(level, np.roll(level, 1, axis=0))).astype(np.uint8))
+    peaks = AudioEvidence(0.1, 0.0, 3.0, 0.0, 0.0, 0, 0.0, aligned_peaks=50, peak_significance=20.0)
+    assert echo_evidence(x, blurred, PARAMS, MEL_HZ, peaks) == peaks  # a one-frame smear: nothing fitted
+    silent = np.full((0, x["logmel"].shape[1]), 255, np.uint8)
+    assert echo_fit(silent, x["logmel"], 0, ECHO_DELAYS, PARAMS.active_rel_db)[1] == 0.0
+    far_apart = echo_fit(x["logmel"], x["logmel"], 10 * len(x["logmel"]), ECHO_DELAYS, PARAMS.active_rel_db)
+    assert far_apart[1] == 0.0 and (far_apart[0] == 255).all()  # no overlap: no tail, silence
 
 
 def test_a_copy_under_echoes_is_verified_after_the_echo_fit_and_the_edge_says_so():
