@@ -16,7 +16,7 @@ export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(BIN)/python
 # librosa compiles with numba on first use; cache the machine code between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: help setup jars run test test-nights test-cluster test-faults browser check bench clean
+.PHONY: help setup jars run test test-nights test-contamination test-cluster test-faults browser check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ bench: setup ## benchmarks (quality and speed on ../shared/corpus, the stress co
 
 test-nights: setup ## several nightly runs over a growing library (rescans, incremental = full run, kept copies)
 	$(BIN)/pytest -m nights tests/integration
+
+test-contamination: setup ## a library run, then its check against an evaluation list: matches, errors, exports, report
+	$(BIN)/pytest -m contamination tests/integration
 
 test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
 	$(BIN)/pytest -m cluster tests/cluster

@@ -66,6 +66,7 @@ def splits_of(spark, cfg):
     )
 
 
+@pytest.mark.contamination
 def test_an_evaluation_list_is_checked_from_the_audio_and_no_split_changes(spark, make_config, tmp_path):
     lib, ref = tmp_path / "library", tmp_path / "eval"
     write_library(lib)
