@@ -253,10 +253,12 @@ def _blocks(rows: DataFrame, params: shapes.ShapeParams, name: str) -> DataFrame
     total = rows.agg(F.sum(F.length("shapes"))).first()[0] or 0
     count = max(1, math.ceil(total / (2 * shapes.dimension(params)) / params.windows_per_block))
     fields = [c for c in ("file_id", "shapes", "new") if c in rows.columns]
+    # Sorted by file: collect_list keeps the order rows arrive in, and among windows that tie
+    # (copies of one file) the ones a block keeps depend on their order.
     return (
         rows.withColumn("block", F.pmod(F.xxhash64("file_id"), F.lit(count)))
         .groupBy("block")
-        .agg(F.collect_list(F.struct(*fields)).alias(name))
+        .agg(F.array_sort(F.collect_list(F.struct(*fields))).alias(name))
         .select(name)
     )
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 
+from leakfree import shapes
+from leakfree.candidates import nearest_pairs
 from leakfree.lsh import keyed_pairs
 
 pytestmark = pytest.mark.integration
@@ -27,3 +32,17 @@ def test_an_oversized_bucket_pairs_as_a_star_around_its_smallest_file(spark):
     assert pairs(spark, one_new, max_bucket=3)[0] == [(3, 6)]  # the new file joins the existing hub
     new_hub = [(5, 9, False), (8, 9, False), (6, 9, False), (2, 9, True)]
     assert pairs(spark, new_hub, max_bucket=3)[0] == [(2, 5), (2, 6), (2, 8)]  # as a full run would pair them
+
+
+def test_window_neighbours_do_not_depend_on_the_order_rows_arrive_in(spark, test_config):
+    """Twelve copies of one window tie with each other; each window keeps 3 of its 11 ties."""
+    params = dataclasses.replace(test_config.dedup.shapes, neighbors=3, windows_per_block=4)
+    window = np.random.default_rng(1).standard_normal(shapes.dimension(params))
+    blob = (window / np.linalg.norm(window)).astype(np.float16).tobytes()
+    rows = [(file_id, blob, True) for file_id in range(1, 13)]
+    found = []
+    for order in (rows, rows[::-1], rows[5:] + rows[:5]):
+        frame = spark.createDataFrame(order, "file_id bigint, shapes binary, new boolean").repartition(3)
+        found.append(sorted((r.query_file, r.index_file) for r in nearest_pairs(frame, frame, params).collect()))
+    assert len({tuple(pairs) for pairs in found}) == 1
+    assert {q for q, _ in found[0]} == set(range(1, 13)) and len(found[0]) == 12 * 3
