@@ -204,6 +204,8 @@ def results_data(leakfree: dict, exact: dict, chroma: dict, seconds: float, stag
         "baseline_chromaprint": chroma,
         "pipeline_seconds": seconds,
         "stage_seconds": {s.stage: s.seconds for s in stages},
+        # A pair whose verification raised is in `errors`, not in `pairs`: counted, not lost.
+        "stage_errors": {s.stage: s.errors or 0 for s in stages},
     }
 
 

@@ -261,7 +261,9 @@ def section(name: str, data: dict) -> str:
     md += (
         f"\nWhole pipeline on local[2]: {data['pipeline_seconds']:.0f} s ("
         + ", ".join(f"{k} {v:.0f} s" for k, v in data["stage_seconds"].items())
-        + ").\n"
+        + ")"
+        + (f"; errors: {sum(data['stage_errors'].values())}" if "stage_errors" in data else "")
+        + ".\n"
     )
     unknown = data["pairs_truth_does_not_know"]
     md += f"\n### {name}: predicted pairs truth does not know ({len(unknown)})\n\n"
