@@ -72,13 +72,16 @@ def family_and_strength(kind: str) -> tuple[str, str]:
     return kind, ""
 
 
+def path_pairs(rows, rel: dict[int, str]) -> set[tuple[str, str]]:
+    """Rows with file_a and file_b as sorted pairs of corpus paths, those of catalogued files."""
+    return {tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in rows if r.file_a in rel and r.file_b in rel}
+
+
 def proposed_pairs(warehouse: Path, rel: dict[int, str]) -> set[tuple[str, str]]:
-    """The pairs the candidate stage proposed (verified or not), by corpus path: a truth pair
-    missing here was lost before the verifier saw it."""
+    """The pairs the candidate stage proposed (verified or not): a truth pair missing here was
+    lost before the verifier saw it."""
     rows = tables.read(SparkSession.getActiveSession(), str(warehouse), "candidates").select("file_a", "file_b")
-    return {
-        tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in rows.collect() if r.file_a in rel and r.file_b in rel
-    }
+    return path_pairs(rows.collect(), rel)
 
 
 def measure(spec: Spec) -> dict:
@@ -92,7 +95,7 @@ def measure(spec: Spec) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     duplicates = [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
-    predicted = {tuple(sorted((rel[p.file_a], rel[p.file_b]))) for p in duplicates}
+    predicted = path_pairs(duplicates, rel)
     leakfree = score(predicted, truth)
     leakfree["through_groups"] = through_groups(predicted, truth)
     proposed = score(candidates, truth)

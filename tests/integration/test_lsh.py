@@ -1,4 +1,5 @@
-"""Bucket pairing in Spark: only pairs with a new file, stars for oversized buckets."""
+"""Bucket pairing in Spark: only pairs with a new file, stars for oversized buckets; window
+neighbours that do not depend on row order."""
 
 from __future__ import annotations
 
