@@ -80,6 +80,7 @@ class VerifyParams:
     peak_freq_tolerance: float  # relative frequency two peaks may differ by, and the step of the scales tried
     peak_offset_frames: int  # hash frames per offset cell when peaks vote
     min_peak_significance: float  # peaks agreeing above chance, in deviations, that back a correlation
+    hint_peak_significance: float  # ...that only point to a reading, where sure_correlation is asked
     many_peak_significance: float  # ...that make do with weak_correlation
     sure_peak_significance: float  # ...that make do with sure_peak_correlation, at any reading
     sure_peak_correlation: float

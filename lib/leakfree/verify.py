@@ -81,9 +81,11 @@ def peak_correlation_needed(significance: float, scale_change: float, params: Ve
     (max_scale_change), only the line's two ends: such a reading is one of the many that
     only two copies edited apart need, and those usually meet through their original too.
     At sure_peak_significance, chance is out of the question and only sure_peak_correlation
-    is asked, at any reading: an echo or a wet room leaves the frames little shape to agree on."""
+    is asked, at any reading: an echo or a wet room leaves the frames little shape to agree on.
+    Peaks below min_peak_significance, from hint_peak_significance up, only point to a
+    reading: there the frames must correlate at sure_correlation, as they must as they stand."""
     if significance < params.min_peak_significance:
-        return np.inf
+        return params.sure_correlation if significance >= params.hint_peak_significance else np.inf
     if significance >= params.sure_peak_significance:
         return params.sure_peak_correlation
     surer = min(
@@ -201,11 +203,17 @@ def audio_evidence(
     scaled = scaled_evidence(a, b, params, aligned, vote)
     if scaled is not None and scaled.verified(params):
         return scaled
-    peaks = peak_evidence(a, b, params, aligned, as_is)
+    # Only frames that already correlate weakly as they stand are looked at where mere hints
+    # of peaks point: a copy a few per cent off in speed still lines up in part.
+    hinted = as_is.correlation >= params.weak_correlation
+    least = min(params.hint_peak_significance, params.min_peak_significance) if hinted else params.min_peak_significance
+    peaks = peak_evidence(a, b, params, aligned, as_is, least)
     if peaks is None:
         return as_is
     if peaks.verified(params):
         return peaks
+    if peaks.peak_significance < params.min_peak_significance:
+        return as_is  # a hint points to a reading; it backs no echo fit
     needed = peak_correlation_needed(peaks.peak_significance, peaks.scale_change, params)
     if needed - peaks.correlation > params.max_echo_gain:
         return as_is
@@ -409,7 +417,7 @@ def spectral_points(row: dict) -> tuple[np.ndarray, np.ndarray]:
     return (points >> 10).astype(np.float64), (points & 1023) / 2.0
 
 
-def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | None:
+def peak_alignment(a: dict, b: dict, params: VerifyParams, least: float | None = None) -> PeakAlignment | None:
     """Every pair of peaks (one of a, one of b) at frequencies the reading relates votes for
     the offset it implies. Readings: frequency scales in steps of the frequency tolerance
     over 1 +- peak_max_scale_change, each with the time scale of a pitch shift (1) and of a
@@ -420,7 +428,8 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     are one chance event, not many. The chance count is what the best offset would
     hold if the reading's votes spread evenly over the offsets they span, in a's moments
     per peak; significance is the excess in deviations of a count. The reading with the
-    most significant offset wins; None when none reaches min_peak_significance.
+    most significant offset wins; None when none reaches `least` (min_peak_significance
+    unless given).
 
     Single peaks survive edits that break the pairs and triplets that hashes are made of:
     an echo or reverb adds peaks and masks some, noise buries the weaker ones, and a hash
@@ -429,6 +438,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     All readings vote at once, in blocks of at most _PEAK_VOTES_AT_ONCE votes: most pairs
     asked are different sounds, and one pass over a few arrays costs them less than a pass
     per reading."""
+    least = params.min_peak_significance if least is None else least
     time_a, bins_a = spectral_points(a)
     time_b, bins_b = spectral_points(b)
     if len(time_a) == 0 or len(time_b) == 0:
@@ -446,7 +456,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     moments = (np.add.reduceat(hi > lo, moment_starts, axis=1) > 0).sum(axis=1)
     # Chance is least where the offsets spread widest: no offset of a reading can do better.
     widest = (np.ptp(time_b) + np.array([t.max() for _, t in readings]) * np.ptp(time_a)) / width + 2
-    hopeful = (pairs > 0) & (significance(moments, pairs / widest * moments_per_peak) >= params.min_peak_significance)
+    hopeful = (pairs > 0) & (significance(moments, pairs / widest * moments_per_peak) >= least)
     tried = np.flatnonzero(hopeful)
     flat, all_ib = expand_ranges(lo[tried].ravel(), hi[tried].ravel())
     bounds = np.cumsum([0, *pairs[tried]])
@@ -454,7 +464,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams) -> PeakAlignment | No
     all_ia = flat % len(time_a)
     pairs_of = lambda r: (all_ia[parts[r]], all_ib[parts[r]])  # noqa: E731
     anchors_of = functools.cache(lambda r: time_a[pairs_of(r)[0]])  # sorted: pairs come in a's order
-    best, floor = None, params.min_peak_significance
+    best, floor = None, least
     for block in _vote_blocks([(int(r), readings[r][1], int(pairs[r])) for r in tried]):
         rows = [(r, float(time_scale)) for r, time_scales in block for time_scale in time_scales]
         cells = OffsetCells(
@@ -599,12 +609,12 @@ class OffsetCells:
 
 
 def peak_evidence(
-    a: dict, b: dict, params: VerifyParams, aligned: Aligner, as_is: AudioEvidence
+    a: dict, b: dict, params: VerifyParams, aligned: Aligner, as_is: AudioEvidence, least: float
 ) -> AudioEvidence | None:
     """The evidence at the reading single spectral peaks agree on (peak_alignment): the
     log-mel correlation with b warped to it, and how far the peaks agree above chance.
-    None when they do not stand out from chance enough to back any correlation."""
-    found = peak_alignment(a, b, params)
+    None when they do not stand `least` deviations above chance."""
+    found = peak_alignment(a, b, params, least)
     if found is None:
         return None
     return _evidence(

@@ -10,7 +10,7 @@ import scipy.signal
 import soxr
 
 from leakfree.config import Config
-from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact
+from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact, sweep
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import (
@@ -334,7 +334,7 @@ def test_two_copies_edited_apart_meet_through_their_peaks():
     assert evidence.verified(PARAMS)
     assert evidence.aligned_peaks > 0 and evidence.peak_significance >= PARAMS.min_peak_significance
     assert evidence.freq_scale == pytest.approx(1.06 / 0.94, abs=PARAMS.peak_freq_tolerance)
-    without_peaks = replace(PARAMS, min_peak_significance=1e9, many_peak_significance=1e9)
+    without_peaks = replace(PARAMS, min_peak_significance=1e9, many_peak_significance=1e9, hint_peak_significance=1e9)
     assert not audio_evidence(slow, fast, without_peaks).verified(without_peaks)
 
 
@@ -372,30 +372,30 @@ def test_unrelated_sounds_band_passed_stay_unverified(make):
         assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
 
 
+def verified_at_peaks(correlation: float, significance: float, freq_scale: float = 1.0) -> bool:
+    evidence = AudioEvidence(
+        correlation,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0,
+        1.0,
+        freq_scale=freq_scale,
+        aligned_peaks=20,
+        peak_significance=significance,
+    )
+    return evidence.verified(PARAMS)
+
+
 def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line_within_one_edits_reach():
-    from leakfree.verify import AudioEvidence
-
-    def verified(correlation: float, significance: float, freq_scale: float = 1.0) -> bool:
-        evidence = AudioEvidence(
-            correlation,
-            0.0,
-            1.0,
-            0.0,
-            0.0,
-            0,
-            1.0,
-            freq_scale=freq_scale,
-            aligned_peaks=20,
-            peak_significance=significance,
-        )
-        return evidence.verified(PARAMS)
-
+    verified = verified_at_peaks
     low, high = PARAMS.min_peak_significance, PARAMS.many_peak_significance
     halfway = (PARAMS.min_correlation + PARAMS.weak_correlation) / 2
     assert verified(PARAMS.min_correlation, low) and not verified(PARAMS.min_correlation - 0.01, low)
     assert verified(halfway + 0.01, (low + high) / 2) and not verified(halfway - 0.01, (low + high) / 2)
     assert verified(PARAMS.weak_correlation, high + 5) and not verified(PARAMS.weak_correlation - 0.01, high + 5)
-    assert not verified(0.99, low - 0.1)  # peaks that do not stand out back nothing
+    assert not verified(PARAMS.sure_correlation - 0.01, low - 0.1)  # peaks that do not stand out back nothing
     beyond = 1 + PARAMS.max_scale_change + 0.01  # only two copies edited apart match there
     assert verified(PARAMS.min_correlation, (low + high) / 2, beyond)
     assert not verified(halfway + 0.01, (low + high) / 2, beyond)
@@ -405,3 +405,24 @@ def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line_within_one_edi
     assert verified(PARAMS.sure_peak_correlation, sure) and verified(PARAMS.sure_peak_correlation, sure, beyond)
     assert not verified(PARAMS.sure_peak_correlation - 0.01, sure)
     assert not verified(PARAMS.sure_peak_correlation, sure - 0.1)
+
+
+def test_peaks_that_do_not_stand_out_only_point_to_where_the_frames_must_be_sure():
+    low, hint = PARAMS.min_peak_significance, PARAMS.hint_peak_significance
+    beyond = 1 + PARAMS.peak_max_scale_change
+    assert hint < low - 0.1
+    assert verified_at_peaks(PARAMS.sure_correlation, low - 0.1)
+    assert verified_at_peaks(PARAMS.sure_correlation, hint, beyond)
+    assert not verified_at_peaks(PARAMS.sure_correlation - 0.01, low - 0.1)
+    assert not verified_at_peaks(0.99, hint - 0.1)
+
+
+def test_a_short_sound_sped_up_is_found_where_its_few_peaks_point():
+    x = sweep(np.random.default_rng(2), 1.2, RATE).astype(np.float32)
+    original, sped_up = features(x), features(faster(x, 1.08))
+    evidence = audio_evidence(original, sped_up, PARAMS)
+    assert evidence.verified(PARAMS) and evidence.correlation >= PARAMS.sure_correlation
+    assert PARAMS.hint_peak_significance <= evidence.peak_significance < PARAMS.min_peak_significance
+    assert evidence.freq_scale == pytest.approx(1.08, abs=PARAMS.peak_freq_tolerance)
+    no_hints = replace(PARAMS, hint_peak_significance=PARAMS.min_peak_significance)
+    assert not audio_evidence(original, sped_up, no_hints).verified(no_hints)
