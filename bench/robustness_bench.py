@@ -71,14 +71,15 @@ def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:
 
 
 def precision_through_groups(predicted: set[tuple[str, str]], truth) -> float:
-    """The share of the pairs of files in one component that truth lists: what the groups
-    and the splits hold, where one false edge joins two whole groups."""
+    """The share of the pairs of files in one component that truth's own pairs put in one
+    component too: what the groups and the splits hold, where one false edge joins two
+    whole groups (a compilation joins the groups of the sounds it holds in truth as well)."""
     members = defaultdict(list)
     for path, component in components(predicted, truth.paths).items():
         members[component].append(path)
-    positives = set(truth.pairs())
-    grouped = [pair for group in members.values() for pair in itertools.combinations(sorted(group), 2)]
-    return sum(pair in positives for pair in grouped) / max(len(grouped), 1)
+    true_component = components(set(truth.pairs()), truth.paths)
+    grouped = [pair for group in members.values() for pair in itertools.combinations(group, 2)]
+    return sum(true_component[a] == true_component[b] for a, b in grouped) / max(len(grouped), 1)
 
 
 def family_and_strength(kind: str) -> tuple[str, str]:
