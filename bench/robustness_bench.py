@@ -215,8 +215,8 @@ INTRODUCTION = (
     "never sees the others, so a row's direct recall below it is the verifier's. "
     "Recall of direct pairs (an edge between the two files) and through groups (both files in one "
     "component of duplicate edges, as the splits see them); precision through groups is the share of the "
-    "pairs of files in one such component that truth lists. Chromaprint's bit-error threshold is the one "
-    "with the best recall at precision >= leakfree's.\n\n"
+    "pairs of files in one such component that truth's own pairs put in one component too. "
+    "Chromaprint's bit-error threshold is the one with the best recall at precision >= leakfree's.\n\n"
 )
 
 
