@@ -203,8 +203,8 @@ def audio_evidence(
     scaled = scaled_evidence(a, b, params, aligned, vote)
     if scaled is not None and scaled.verified(params):
         return scaled
-    # Only frames that already correlate weakly as they stand are looked at where mere hints
-    # of peaks point: a copy a few per cent off in speed still lines up in part.
+    # Mere hints of peaks are followed only for frames that correlate at weak_correlation as
+    # they stand: a copy a few per cent off in speed still lines up in part, most others do not.
     hinted = as_is.correlation >= params.weak_correlation
     least = min(params.hint_peak_significance, params.min_peak_significance) if hinted else params.min_peak_significance
     peaks = peak_evidence(a, b, params, aligned, as_is, least)
