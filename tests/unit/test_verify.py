@@ -395,7 +395,7 @@ def test_surer_peaks_back_a_weaker_correlation_on_a_straight_line_within_one_edi
     assert verified(PARAMS.min_correlation, low) and not verified(PARAMS.min_correlation - 0.01, low)
     assert verified(halfway + 0.01, (low + high) / 2) and not verified(halfway - 0.01, (low + high) / 2)
     assert verified(PARAMS.weak_correlation, high + 5) and not verified(PARAMS.weak_correlation - 0.01, high + 5)
-    assert not verified(PARAMS.sure_correlation - 0.01, low - 0.1)  # peaks that do not stand out back nothing
+    assert not verified(PARAMS.sure_correlation - 0.01, low - 0.1)  # below low, only sure frames will do
     beyond = 1 + PARAMS.max_scale_change + 0.01  # only two copies edited apart match there
     assert verified(PARAMS.min_correlation, (low + high) / 2, beyond)
     assert not verified(halfway + 0.01, (low + high) / 2, beyond)
