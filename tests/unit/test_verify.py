@@ -98,6 +98,18 @@ def test_a_quiet_sound_after_a_loud_one_is_found_in_the_compilation():
     assert evidence.offset_s == pytest.approx(2.5, abs=0.05)
 
 
+def test_a_sound_a_short_pause_after_a_loud_one_keeps_its_own_active_frames():
+    # 40 dB under the engine: judged as one sound with it, the bell would be all silence.
+    quiet = bell(np.random.default_rng(6), 1.0, RATE)
+    quiet *= 0.01 / np.max(np.abs(quiet))
+    loud = engine(np.random.default_rng(7), 2.0, RATE)
+    loud /= np.max(np.abs(loud))
+    alone = normalized_frames(features(quiet)["logmel"], PARAMS)[1]
+    compilation = np.concatenate([loud, np.zeros(int(0.15 * RATE)), quiet])
+    within = normalized_frames(features(compilation)["logmel"], PARAMS)[1][-len(alone) :]
+    assert within.sum() >= alone.sum() - 2 > 0
+
+
 def hit_then_silence(seed: int) -> np.ndarray:
     hit = impact(np.random.default_rng(seed), 0.4, RATE)
     return np.concatenate([hit / np.max(np.abs(hit)), np.zeros(RATE)])
