@@ -143,32 +143,10 @@ def best_alignment(
     spectra = scipy.fft.rfft(frames_a, n, axis=0) * scipy.fft.rfft(frames_b[::-1], n, axis=0)
     dot = scipy.fft.irfft(spectra.sum(axis=1), n)[:size]
     overlap = np.rint(scipy.fft.irfft(scipy.fft.rfft(active_a, n) * scipy.fft.rfft(active_b[::-1], n), n)[:size])
-    score = np.where(overlap >= overlap_needed(active_a, active_b, params) - 0.5, dot / np.maximum(overlap, 1), -1.0)
+    need = max(min(params.min_overlap_frames, shorter_active), params.min_overlap_share * shorter_active)
+    score = np.where(overlap >= need - 0.5, dot / np.maximum(overlap, 1), -1.0)
     k = int(np.argmax(score))
     return float(score[k]), k - (len(frames_b) - 1), int(overlap[k])
-
-
-def overlap_needed(active_a: np.ndarray, active_b: np.ndarray, params: VerifyParams) -> np.ndarray:
-    """Active frames the two must share at each offset of b (as best_alignment orders them):
-    min_overlap_share of the shorter file's active frames, or, where the stretches from the
-    first to the last active frame overlap by that share of the shorter stretch, of the
-    active frames the less active of the two has where they overlap. A copy with noise added
-    is active from end to end; inside a compilation it faces only its original's active
-    frames, and the compilation's other sounds lie outside the overlap."""
-    shorter_active = min(active_a.sum(), active_b.sum())
-    floor = min(params.min_overlap_frames, shorter_active)
-    need = np.full(len(active_a) + len(active_b) - 1, max(floor, params.min_overlap_share * shorter_active))
-    on_a, on_b = np.flatnonzero(active_a), np.flatnonzero(active_b)
-    (start_a, end_a), (start_b, end_b) = (on_a[0], on_a[-1] + 1), (on_b[0], on_b[-1] + 1)
-    least = params.min_overlap_share * min(end_a - start_a, end_b - start_b)
-    # Shifts of b's frame 0 against a's over which the stretches overlap by `least` or more.
-    shift = np.arange(int(np.ceil(start_a - end_b + least)), int(np.floor(end_a - start_b - least)) + 1)
-    lo, hi = np.maximum(start_a, start_b + shift), np.minimum(end_a, end_b + shift)
-    count_a = np.concatenate([[0], np.cumsum(active_a)])  # count[i]: active frames before frame i
-    count_b = np.concatenate([[0], np.cumsum(active_b)])
-    within = np.minimum(count_a[hi] - count_a[lo], count_b[hi - shift] - count_b[lo - shift])
-    need[shift + len(active_b) - 1] = np.maximum(floor, params.min_overlap_share * within)
-    return need
 
 
 def frames_per_mel(row: dict) -> int:

@@ -23,7 +23,6 @@ from leakfree.verify import (
     echo_fit,
     matching_hashes,
     normalized_frames,
-    overlap_needed,
     peak_alignment,
     scaled_evidence,
     shared_bands,
@@ -108,33 +107,6 @@ def test_a_sound_a_short_pause_after_a_loud_one_keeps_its_own_active_frames():
     compilation = np.concatenate([loud, np.zeros(int(0.15 * RATE)), quiet])
     within = normalized_frames(features(compilation)["logmel"], PARAMS)[1][-len(alone) :]
     assert within.sum() >= alone.sum() - 2 > 0
-
-
-def hit_then_silence(seed: int) -> np.ndarray:
-    hit = impact(np.random.default_rng(seed), 0.4, RATE)
-    return np.concatenate([hit / np.max(np.abs(hit)), np.zeros(RATE)])
-
-
-@pytest.mark.parametrize("seed", [20, 25])
-def test_a_noisy_copy_is_found_in_a_compilation_of_its_quiet_original_and_another_is_not(seed):
-    # Noise makes the copy active from end to end; inside the compilation its original is
-    # active for a fifth of that, too little of the copy's frames for it to count as a whole.
-    compilation = np.concatenate([sound(seed + 50, 1.5), np.zeros(RATE // 2), hit_then_silence(seed), sound(seed + 60)])
-    noisy = features(add_noise(hit_then_silence(seed), 10, np.random.default_rng(seed)))
-    evidence = audio_evidence(features(compilation), noisy, PARAMS)
-    assert evidence.verified(PARAMS) and evidence.offset_s == pytest.approx(2.0, abs=0.05)
-    other = features(add_noise(hit_then_silence(seed + 100), 10, np.random.default_rng(seed)))
-    assert not audio_evidence(features(compilation), other, PARAMS).verified(PARAMS)
-
-
-def test_the_overlap_needed_within_the_stretch_both_cover_only_where_one_lies_inside_the_other():
-    compilation = np.array([1] * 20 + [0] * 10 + [1] * 10 + [0] * 30 + [1] * 20, np.float32)
-    noisy = np.ones(40, np.float32)  # its original is the 10 active frames at 30-39, then silence
-    needed = overlap_needed(compilation, noisy, PARAMS)
-    shift = np.arange(len(needed)) - (len(noisy) - 1)
-    assert needed[shift == 30] == pytest.approx(PARAMS.min_overlap_frames)  # 0.6 of 10 frames, floored at 8
-    # Half of the copy hangs past the compilation's end: the shorter file's share again.
-    assert needed[shift == 70] == pytest.approx(PARAMS.min_overlap_share * 40)
 
 
 @pytest.mark.parametrize("make", [engine, impact, bell, footsteps])
