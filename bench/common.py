@@ -12,6 +12,9 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 RESULTS = Path(__file__).resolve().parent / "results"
+# Beside a stress corpus: the candidate pairs truth calls different that the last whole
+# pipeline run on it proposed, as [path a, path b, proposed by triplets alone].
+CANDIDATES = "candidates-truth-calls-different.json"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, different_pairs, load_truth, table, write_results
+from common import CANDIDATES, RESULTS, different_pairs, load_truth, table, write_results
 from dedup_bench import (
     SAME_AUDIO_CORRELATION,
     SAME_SEGMENT_CORRELATION,
@@ -41,7 +41,7 @@ from pyspark.sql import SparkSession
 from stress_corpus import SPECS, Spec, build
 
 from leakfree import tables
-from leakfree.edges import DUPLICATE_RELATIONS
+from leakfree.edges import DUPLICATE_RELATIONS, TRIPLET
 
 
 def components(predicted: set[tuple[str, str]], paths: list[str]) -> dict[str, str]:
@@ -96,11 +96,21 @@ def path_pairs(rows, rel: dict[int, str]) -> set[tuple[str, str]]:
     return {tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in rows if r.file_a in rel and r.file_b in rel}
 
 
-def proposed_pairs(warehouse: Path, rel: dict[int, str]) -> set[tuple[str, str]]:
+def proposed_pairs(warehouse: Path, rel: dict[int, str], corpus: Path, truth) -> set[tuple[str, str]]:
     """The pairs the candidate stage proposed (verified or not): a truth pair missing here was
-    lost before the verifier saw it."""
-    rows = tables.read(SparkSession.getActiveSession(), str(warehouse), "candidates").select("file_a", "file_b")
-    return path_pairs(rows.collect(), rel)
+    lost before the verifier saw it. Those truth calls different are also kept beside the
+    corpus, in the order the pairs stage verified them, for the verifier benchmark: they are
+    the hard negatives a change to the verifier meets in the pipeline."""
+    rows = tables.read(SparkSession.getActiveSession(), str(warehouse), "candidates")
+    rows = rows.select("file_a", "file_b", "sources").collect()
+    positives = set(truth.pairs())
+    different = [
+        [rel[r.file_a], rel[r.file_b], sorted(r.sources) == [TRIPLET]]
+        for r in rows
+        if r.file_a in rel and r.file_b in rel and tuple(sorted((rel[r.file_a], rel[r.file_b]))) not in positives
+    ]
+    (corpus.parent / CANDIDATES).write_text(json.dumps(sorted(different)))
+    return path_pairs(rows, rel)
 
 
 def measure(spec: Spec) -> dict:
@@ -110,7 +120,7 @@ def measure(spec: Spec) -> dict:
     work = Path(tempfile.mkdtemp(prefix="leakfree-robustness-"))
     try:
         rel, pairs, features, seconds, stages = run_pipeline(work / "warehouse", corpus, metadata=False)
-        candidates = proposed_pairs(work / "warehouse", rel)
+        candidates = proposed_pairs(work / "warehouse", rel, corpus, truth)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     duplicates = [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
