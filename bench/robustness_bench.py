@@ -93,7 +93,12 @@ def family_and_strength(kind: str) -> tuple[str, str]:
 
 def path_pairs(rows, rel: dict[int, str]) -> set[tuple[str, str]]:
     """Rows with file_a and file_b as sorted pairs of corpus paths, those of catalogued files."""
-    return {tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in rows if r.file_a in rel and r.file_b in rel}
+    return {tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in catalogued(rows, rel)}
+
+
+def catalogued(rows, rel: dict[int, str]) -> list:
+    """The rows whose file_a and file_b are both catalogued files."""
+    return [r for r in rows if r.file_a in rel and r.file_b in rel]
 
 
 def proposed_pairs(warehouse: Path, rel: dict[int, str], corpus: Path, truth) -> set[tuple[str, str]]:
@@ -106,8 +111,8 @@ def proposed_pairs(warehouse: Path, rel: dict[int, str], corpus: Path, truth) ->
     positives = set(truth.pairs())
     different = [
         [rel[r.file_a], rel[r.file_b], sorted(r.sources) == [TRIPLET]]
-        for r in rows
-        if r.file_a in rel and r.file_b in rel and tuple(sorted((rel[r.file_a], rel[r.file_b]))) not in positives
+        for r in catalogued(rows, rel)
+        if tuple(sorted((rel[r.file_a], rel[r.file_b]))) not in positives
     ]
     (corpus.parent / CANDIDATES).write_text(json.dumps(sorted(different)))
     return path_pairs(rows, rel)
