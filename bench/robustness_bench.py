@@ -93,7 +93,43 @@ def family_and_strength(kind: str) -> tuple[str, str]:
 
 def path_pairs(rows, rel: dict[int, str]) -> set[tuple[str, str]]:
     """Rows with file_a and file_b as sorted pairs of corpus paths, those of catalogued files."""
-    return {tuple(sorted((rel[r.file_a], rel[r.file_b]))) for r in catalogued(rows, rel)}
+    return {path_pair(r, rel) for r in catalogued(rows, rel)}
+
+
+def path_pair(row, rel: dict[int, str]) -> tuple[str, str]:
+    return tuple(sorted((rel[row.file_a], rel[row.file_b])))
+
+
+def checked_pair(edge, rel: dict[int, str], corpus: Path) -> dict:
+    """An edge's evidence and the independent waveform checks of its two files, after
+    slowing the second back by the speed leakfree found."""
+    a, b = path_pair(edge, rel)
+    # freq_scale is b's frequencies over a's for the edge's own order of files.
+    speed = edge.freq_scale or 1.0
+    if rel[edge.file_a] != a:
+        speed = 1 / speed
+    return {
+        "a": a,
+        "b": b,
+        "method": edge.method,
+        "correlation": round(edge.correlation, 3),
+        "aligned_hashes": edge.aligned_hashes,
+        "aligned_share": round(edge.aligned_share or 0, 3),
+        "triplet_votes": edge.triplet_votes,
+        "aligned_peaks": edge.aligned_peaks,
+        "peak_significance": edge.peak_significance,
+        "speed": round(speed, 3),
+        "waveform_correlation": round(waveform_correlation(a, b, corpus=corpus, speed=speed), 3),
+        "segment_correlation": round(segment_correlation(a, b, corpus=corpus, speed=speed), 3),
+    }
+
+
+def confirmed(checked: dict) -> bool:
+    """Whether either waveform check of a checked_pair calls its two files the same audio."""
+    return (
+        checked["waveform_correlation"] >= SAME_AUDIO_CORRELATION
+        or checked["segment_correlation"] >= SAME_SEGMENT_CORRELATION
+    )
 
 
 def catalogued(rows, rel: dict[int, str]) -> list:
@@ -112,7 +148,7 @@ def proposed_pairs(warehouse: Path, rel: dict[int, str], corpus: Path, truth) ->
     different = [
         [rel[r.file_a], rel[r.file_b], sorted(r.sources) == [TRIPLET]]
         for r in catalogued(rows, rel)
-        if tuple(sorted((rel[r.file_a], rel[r.file_b]))) not in positives
+        if path_pair(r, rel) not in positives
     ]
     (corpus.parent / CANDIDATES).write_text(json.dumps(sorted(different)))
     return path_pairs(rows, rel)
@@ -144,38 +180,11 @@ def measure(spec: Spec) -> dict:
     }
     chroma, chroma_threshold = chromaprint_baseline(truth, leakfree["precision"], corpus)
     positives = set(truth.pairs())
-    unknown = []
-    for p in duplicates:
-        a, b = sorted((rel[p.file_a], rel[p.file_b]))
-        if (a, b) in positives:
-            continue
-        # freq_scale is b's frequencies over a's for the edge's own order of files.
-        speed = p.freq_scale or 1.0
-        if rel[p.file_a] != a:
-            speed = 1 / speed
-        unknown.append(
-            {
-                "a": a,
-                "b": b,
-                "method": p.method,
-                "correlation": round(p.correlation, 3),
-                "aligned_hashes": p.aligned_hashes,
-                "aligned_share": round(p.aligned_share or 0, 3),
-                "triplet_votes": p.triplet_votes,
-                "aligned_peaks": p.aligned_peaks,
-                "peak_significance": p.peak_significance,
-                "speed": round(speed, 3),
-                "waveform_correlation": round(waveform_correlation(a, b, corpus=corpus, speed=speed), 3),
-                "segment_correlation": round(segment_correlation(a, b, corpus=corpus, speed=speed), 3),
-            }
-        )
+    unknown = [checked_pair(p, rel, corpus) for p in duplicates if path_pair(p, rel) not in positives]
     unknown.sort(key=lambda u: (-u["waveform_correlation"], -u["segment_correlation"], u["a"], u["b"]))
     whole = sum(u["waveform_correlation"] >= SAME_AUDIO_CORRELATION for u in unknown)
     segment = sum(u["segment_correlation"] >= SAME_SEGMENT_CORRELATION for u in unknown)
-    either = sum(
-        u["waveform_correlation"] >= SAME_AUDIO_CORRELATION or u["segment_correlation"] >= SAME_SEGMENT_CORRELATION
-        for u in unknown
-    )
+    either = sum(map(confirmed, unknown))
     decoded = {rel[f.file_id] for f in features if f.file_id in rel}
     samples = {
         "truth pairs": truth.pairs(),
