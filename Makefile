@@ -58,6 +58,7 @@ bench: setup ## benchmarks (quality and speed on ../shared/corpus, the stress co
 	$(BIN)/python bench/stress_corpus.py
 	$(BIN)/python bench/robustness_bench.py
 	$(BIN)/python bench/verifier_bench.py
+	$(BIN)/python bench/natural_bench.py
 	$(BIN)/python bench/contamination_bench.py
 	$(BIN)/python bench/splits_bench.py
 	$(BIN)/python bench/canonical_bench.py
