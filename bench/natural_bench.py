@@ -4,8 +4,9 @@ the same audio is decided without leakfree, by the stress corpus's waveform chec
 (pre-emphasised correlation at the best lag, SAME_AUDIO_NCC) over every pair of files of
 similar length; leakfree's recall on those pairs, within one package and across two, what it
 misses, and the pairs it joins beyond them, each checked again on the waveforms as the
-robustness bench checks its own. Speech prompt packs are left out: thousands of prompts of
-one voice in one package, and no other package's sound. Writes bench/results/natural.{json,md}.
+robustness bench checks its own. The two speech prompt packs (1,095 prompts) are left out:
+they are not sound effects, and they would double the check's pairs. Writes
+bench/results/natural.{json,md}.
 """
 
 from __future__ import annotations
