@@ -151,7 +151,7 @@ def markdown(data: dict) -> str:
     recall, beyond = data["recall"], data["beyond_the_check"]
     found = sum(r["found"] for r in recall.values())
     sure = sum(map(same_by_another_check, beyond))
-    md = "# Natural duplicates of real packages\n\n" + " ".join(__doc__.split(" Writes ")[0].split()) + "\n\n"
+    md = "# Natural duplicates of real packages\n\n" + " ".join(__doc__.split()).split(" Writes ")[0] + "\n\n"
     md += (
         f"{data['files']} files of {data['packages']} packages, whole pipeline on local[2] in "
         f"{data['seconds']:.0f} s (catalog to pairs, audio only). Same audio by the waveform check: correlation "
