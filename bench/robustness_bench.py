@@ -38,25 +38,10 @@ from dedup_bench import (
     waveform_correlation,
 )
 from pyspark.sql import SparkSession
-from stress_corpus import SPECS, Spec, build
+from stress_corpus import SPECS, Spec, build, components
 
 from leakfree import tables
 from leakfree.edges import DUPLICATE_RELATIONS, TRIPLET
-
-
-def components(predicted: set[tuple[str, str]], paths: list[str]) -> dict[str, str]:
-    """Each path's component (a member that names it) under the predicted duplicate edges."""
-    parent = {p: p for p in paths}
-
-    def find(p: str) -> str:
-        while parent[p] != p:
-            parent[p] = parent[parent[p]]
-            p = parent[p]
-        return p
-
-    for a, b in predicted:
-        parent[find(a)] = find(b)
-    return {p: find(p) for p in paths}
 
 
 def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -619,11 +619,10 @@ def cached_natural_duplicates(spec: Spec, originals: list[tuple[str, Path, float
     return [tuple(pair) for pair in json.loads(kept.read_text())["pairs"]]
 
 
-def groups_of(originals: list[str], same: list[tuple[str, str, float]]) -> dict[str, str]:
-    """Union-find of originals joined by the natural-duplicate check; a group is named by
-    its first member's path, extension included: a package may ship two different sounds
-    as grow.ogg and grow.wav."""
-    parent = {p: p for p in originals}
+def components(pairs: Iterable[tuple[str, str]], paths: list[str]) -> dict[str, str]:
+    """Each path's connected component under the pairs, named by its first member in sorted
+    order, so that the names do not depend on the pairs' order."""
+    parent = {p: p for p in paths}
 
     def find(p: str) -> str:
         while parent[p] != p:
@@ -631,10 +630,18 @@ def groups_of(originals: list[str], same: list[tuple[str, str, float]]) -> dict[
             p = parent[p]
         return p
 
-    for a, b, _ in same:
+    for a, b in pairs:
         ra, rb = sorted((find(a), find(b)))
         parent[rb] = ra
-    return {p: find(p).removeprefix("audio/") for p in originals}
+    return {p: find(p) for p in paths}
+
+
+def groups_of(originals: list[str], same: list[tuple[str, str, float]]) -> dict[str, str]:
+    """Originals joined by the natural-duplicate check; a group is named by its first
+    member's path, extension included: a package may ship two different sounds as grow.ogg
+    and grow.wav."""
+    named = components(((a, b) for a, b, _ in same), originals)
+    return {p: group.removeprefix("audio/") for p, group in named.items()}
 
 
 def caption(rel: str) -> str:
