@@ -122,7 +122,7 @@ def measure() -> dict:
         }
     misses = [
         {"a": a, "b": b, "waveform_ncc": same[(a, b)], "proposed": (a, b) in proposed}
-        for a, b in sorted(set(same) - predicted, key=lambda p: -same[p])
+        for a, b in sorted(set(same) - predicted, key=lambda p: (-same[p], p))
     ]
     beyond = [checked_pair(p, rel, root) for p in edges if path_pair(p, rel) not in same]
     beyond.sort(key=lambda u: (-u["waveform_correlation"], -u["segment_correlation"], u["a"], u["b"]))
