@@ -67,6 +67,11 @@ def run_pipeline(warehouse: Path, corpus: Path = CORPUS, metadata: bool = True):
     return rel, pairs, features, seconds, stages
 
 
+def duplicate_edges(pairs: list, rel: dict[int, str]) -> list:
+    """The pairs rows that are duplicate edges (not caption or setup ones) between catalogued files."""
+    return [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
+
+
 def score(predicted: set[tuple[str, str]], truth) -> dict:
     positives = set(truth.pairs())
     found = predicted & positives
@@ -239,11 +244,8 @@ def main() -> None:
         rel, pairs, features, seconds, stages = run_pipeline(work / "warehouse")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    predicted = {
-        tuple(sorted((rel[p.file_a], rel[p.file_b])))
-        for p in pairs
-        if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel
-    }
+    duplicates = duplicate_edges(pairs, rel)
+    predicted = {tuple(sorted((rel[p.file_a], rel[p.file_b]))) for p in duplicates}
     leakfree = score(predicted, truth)
     exact = score(exact_baseline(features, rel), truth)
     chroma, chroma_threshold = chromaprint_baseline(truth, leakfree["precision"])
@@ -259,8 +261,8 @@ def main() -> None:
                 "aligned_hashes": p.aligned_hashes,
                 "offset_s": round(p.offset_s, 3),
             }
-            for p in pairs
-            if p.method in DUPLICATE_RELATIONS and tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
+            for p in duplicates
+            if tuple(sorted((rel[p.file_a], rel[p.file_b]))) not in positives
         ),
         key=lambda r: (-r["correlation"], r["a"], r["b"]),  # ties in one order every run
     )

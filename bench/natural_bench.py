@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from common import table, write_results
-from dedup_bench import run_pipeline
+from dedup_bench import duplicate_edges, run_pipeline
 from pyspark.sql import SparkSession
 from robustness_bench import checked_pair, confirmed, path_pair, path_pairs
 from stress_corpus import (
@@ -37,7 +37,6 @@ from stress_corpus import (
 )
 
 from leakfree import tables
-from leakfree.edges import DUPLICATE_RELATIONS
 
 HOME = CACHE / "natural"
 LONGEST_S = 60.0  # sound effects and jingles; the waveform check of long music costs too much
@@ -46,6 +45,7 @@ LONGEST_S = 60.0  # sound effects and jingles; the waveform check of long music 
 # longer files are left to the robustness bench, which plants them.
 LENGTH_RATIO = 1.5
 SKIPPED = ("asterisk-core-sounds-",)
+REACHES = ("within a package", "across packages")
 
 
 def library() -> Path:
@@ -77,8 +77,9 @@ def same_audio(root: Path) -> dict[tuple[str, str], float]:
     their correlation; kept beside the library for as long as its files stay the same."""
     files = sorted(str(p.relative_to(root)) for p in (root / "audio").rglob("*") if p.is_file())
     kept = HOME / "same_audio.json"
-    if kept.exists() and json.loads(kept.read_text())["files"] == files:
-        return {(a, b): ncc for a, b, ncc in json.loads(kept.read_text())["pairs"]}
+    cached = json.loads(kept.read_text()) if kept.exists() else {}
+    if cached.get("files") == files:
+        return {(a, b): ncc for a, b, ncc in cached["pairs"]}
     signals = {rel: mono_at_check_rate(root / rel) for rel in files}
     by_length = sorted((rel for rel in files if len(signals[rel]) >= CHECK_RATE // 10), key=lambda r: len(signals[r]))
     lengths = np.array([len(signals[rel]) for rel in by_length])
@@ -97,7 +98,7 @@ def package(rel: str) -> str:
 
 
 def reach(pair: tuple[str, str]) -> str:
-    return "within a package" if package(pair[0]) == package(pair[1]) else "across packages"
+    return REACHES[0] if package(pair[0]) == package(pair[1]) else REACHES[1]
 
 
 def measure() -> dict:
@@ -110,10 +111,10 @@ def measure() -> dict:
         proposed = path_pairs(rows.select("file_a", "file_b").collect(), rel)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    edges = [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
+    edges = duplicate_edges(pairs, rel)
     predicted = {path_pair(p, rel) for p in edges}
     recall = {}
-    for kind in ("within a package", "across packages"):
+    for kind in REACHES:
         pairs_of_kind = {p for p in same if reach(p) == kind}
         recall[kind] = {
             "pairs": len(pairs_of_kind),
@@ -159,7 +160,7 @@ def markdown(data: dict) -> str:
     )
     rows = [
         [kind, r["pairs"], r["proposed"] / max(r["pairs"], 1), r["found"] / max(r["pairs"], 1)]
-        for kind, r in recall.items()
+        for kind, r in ((kind, recall[kind]) for kind in REACHES)
     ]
     md += table(["pairs the check finds", "pairs", "proposed", "leakfree"], rows)
     md += (

@@ -29,6 +29,7 @@ from dedup_bench import (
     SAME_AUDIO_CORRELATION,
     SAME_SEGMENT_CORRELATION,
     chromaprint_baseline,
+    duplicate_edges,
     exact_baseline,
     results_data,
     run_pipeline,
@@ -41,7 +42,7 @@ from pyspark.sql import SparkSession
 from stress_corpus import SPECS, Spec, build, components
 
 from leakfree import tables
-from leakfree.edges import DUPLICATE_RELATIONS, TRIPLET
+from leakfree.edges import TRIPLET
 
 
 def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:
@@ -149,7 +150,7 @@ def measure(spec: Spec) -> dict:
         candidates = proposed_pairs(work / "warehouse", rel, corpus, truth)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    duplicates = [p for p in pairs if p.method in DUPLICATE_RELATIONS and p.file_a in rel and p.file_b in rel]
+    duplicates = duplicate_edges(pairs, rel)
     predicted = path_pairs(duplicates, rel)
     leakfree = score(predicted, truth)
     leakfree["through_groups"] = through_groups(predicted, truth)
