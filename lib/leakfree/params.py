@@ -70,6 +70,7 @@ class VerifyParams:
     offset_bin_frames: int  # log-mel frames a hash offset may differ from the alignment
     band_floor_db: float  # bands this far below a file's loudest band hold nothing of it
     min_shared_bands: int  # fewer bands held by both, and all are compared
+    band_mismatch_db: float  # bands whose level, one file's over the other's, strays this far from the typical
     max_scale_change: float  # time and frequency scales searched: 1 +- this
     scale_step: float  # step of the time scales tried
     min_triplet_votes: int  # triplet hashes agreeing on one time scale and offset...

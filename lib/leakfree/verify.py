@@ -225,8 +225,8 @@ Aligner = Callable[[float, float], tuple[float, int, int]]
 
 
 def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Aligner:
-    """best_alignment of a with b warped to a (time scale, frequency scale) reading, over
-    the bands both hold (shared_bands); a's frames are normalized once per set of bands and
+    """best_alignment of a with b warped to a (time scale, frequency scale) reading, the
+    best over the sets of bands shared_bands gives; a's frames are normalized once per set of bands and
     each reading is aligned once, however many ways lead to it."""
     levels_a = band_levels(a["logmel"], params)
 
@@ -236,17 +236,20 @@ def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Align
 
     @functools.cache
     def aligned(time_scale: float, freq_scale: float) -> tuple[float, int, int]:
-        frames_b, bands = at_reading(levels_a, b["logmel"], (time_scale, freq_scale), params, mel_hz)
-        return best_alignment(frames_a(bands.tobytes()), normalized_frames(frames_b[:, bands], params), params)
+        frames_b, band_sets = at_reading(levels_a, b["logmel"], (time_scale, freq_scale), params, mel_hz)
+        return max(
+            best_alignment(frames_a(bands.tobytes()), normalized_frames(frames_b[:, bands], params), params)
+            for bands in band_sets
+        )
 
     return aligned
 
 
 def at_reading(
     levels_a: np.ndarray, logmel_b: np.ndarray, reading: tuple[float, float], params: VerifyParams, mel_hz: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """b's log-mel warped to a (time scale, frequency scale) reading, and the bands it and a
-    (whose band_levels are levels_a) both hold there."""
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """b's log-mel warped to a (time scale, frequency scale) reading, and the sets of bands
+    to compare it with a (whose band_levels are levels_a) over there (shared_bands)."""
     if reading != (1.0, 1.0):
         logmel_b = warp_logmel(logmel_b, *reading, mel_hz)
     return logmel_b, shared_bands(levels_a, band_levels(logmel_b, params), params)
@@ -262,13 +265,35 @@ def band_levels(logmel: np.ndarray, params: VerifyParams) -> np.ndarray:
     return profile - profile.max()
 
 
-def shared_bands(levels_a: np.ndarray, levels_b: np.ndarray, params: VerifyParams) -> np.ndarray:
-    """The bands both files hold, or all if they share fewer than min_shared_bands. A
-    band-limited copy (a telephone band, a low-pass, a speed change that moved the top band
-    out of range) holds nothing in the others, and they would only dilute the correlation
-    with what the edit took away."""
+def shared_bands(levels_a: np.ndarray, levels_b: np.ndarray, params: VerifyParams) -> list[np.ndarray]:
+    """The sets of bands to compare two files over, the best of which counts: the bands
+    both hold, or all if they share fewer than min_shared_bands, and those without the ends
+    one of them lacks (band_limited) when they differ. A band-limited copy (a telephone
+    band, a low-pass, a speed change that moved the top band out of range) holds nothing in
+    the others, and they would only dilute the correlation with what the edit took away."""
     held = (levels_a >= -params.band_floor_db) & (levels_b >= -params.band_floor_db)
-    return held if held.sum() >= params.min_shared_bands else np.ones(len(held), bool)
+    if held.sum() < params.min_shared_bands:
+        return [np.ones(len(held), bool)]
+    limited = band_limited(levels_a, levels_b, held, params)
+    return [held] if (limited == held).all() else [held, limited]
+
+
+def band_limited(levels_a: np.ndarray, levels_b: np.ndarray, held: np.ndarray, params: VerifyParams) -> np.ndarray:
+    """`held` without its lowest and highest bands where one file's level over the other's
+    strays more than band_mismatch_db from its median over `held`: a gentle high-pass or
+    low-pass leaves those bands above band_floor_db, but attenuated, they fall below the
+    silence floor in some frames and not in others, and their shape no longer matches. Only
+    the ends: a band limit cuts the bottom or the top of a spectrum, where noise, a mix or
+    another sound changes bands anywhere. `held` itself when fewer than min_shared_bands
+    would remain."""
+    gain = levels_b - levels_a
+    agree = np.flatnonzero(held & (np.abs(gain - np.median(gain[held])) <= params.band_mismatch_db))
+    if len(agree) == 0:
+        return held
+    limited = held.copy()
+    limited[: agree[0]] = False
+    limited[agree[-1] + 1 :] = False
+    return limited if limited.sum() >= params.min_shared_bands else held
 
 
 def unscaled_evidence(a: dict, b: dict, params: VerifyParams, aligned: Aligner) -> AudioEvidence:
@@ -636,7 +661,7 @@ def echo_evidence(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, pe
     survive an echo, the frames' shape does not, as each frame now also holds earlier ones.
     A fit counts when it puts the frames' centre of energy min_echo_s late or more."""
     reading = (peaks.time_scale, peaks.freq_scale)
-    frames_b, bands = at_reading(band_levels(a["logmel"], params), b["logmel"], reading, params, mel_hz)
+    frames_b, (bands, *_) = at_reading(band_levels(a["logmel"], params), b["logmel"], reading, params, mel_hz)
     frames_a, frames_b = a["logmel"][:, bands], frames_b[:, bands]
     hop_s = a["logmel_hop_s"]
     offset = round(peaks.offset_s / hop_s)
