@@ -226,8 +226,8 @@ Aligner = Callable[[float, float], tuple[float, int, int]]
 
 def aligner(a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray) -> Aligner:
     """best_alignment of a with b warped to a (time scale, frequency scale) reading, the
-    best over the sets of bands shared_bands gives; a's frames are normalized once per set of bands and
-    each reading is aligned once, however many ways lead to it."""
+    best over the sets of bands shared_bands gives; a's frames are normalized once per set
+    of bands and each reading is aligned once, however many ways lead to it."""
     levels_a = band_levels(a["logmel"], params)
 
     @functools.cache

@@ -18,6 +18,7 @@ from leakfree.verify import (
     OffsetCells,
     TripletVote,
     band_levels,
+    band_limited,
     best_alignment,
     echo_evidence,
     echo_fit,
@@ -375,6 +376,27 @@ def test_a_band_passed_copy_is_compared_over_the_bands_it_holds():
     assert evidence.verified(PARAMS)
     all_bands = replace(PARAMS, band_floor_db=1e9, band_mismatch_db=1e9)
     assert not audio_evidence(original, telephone, all_bands).verified(all_bands)
+
+
+def test_only_the_ends_of_the_spectrum_are_trimmed():
+    # One file's level over the other's: 0 dB in the middle, -25 dB in the bottom 4 bands
+    # (a high-pass), +20 dB in one band in the middle (noise there), -30 dB in the top band.
+    levels_a = np.zeros(32, np.float32)
+    levels_b = levels_a.copy()
+    levels_b[:4], levels_b[15], levels_b[31] = -25.0, 20.0, -30.0
+    held = np.ones(32, bool)
+    limited = band_limited(levels_a, levels_b, held, PARAMS)
+    assert not limited[:4].any() and not limited[31]
+    assert limited[4:31].all()
+
+
+def test_bands_are_kept_when_trimming_would_leave_too_few_or_none_agree():
+    held = np.ones(32, bool)
+    # A steep tilt: only the few bands around the median agree, fewer than min_shared_bands.
+    tilt = (-0.5 * PARAMS.band_mismatch_db * np.arange(32)).astype(np.float32)
+    assert (band_limited(np.zeros(32, np.float32), tilt, held, PARAMS) == held).all()
+    split = np.where(np.arange(32) < 16, -2 * PARAMS.band_mismatch_db, 2 * PARAMS.band_mismatch_db)
+    assert (band_limited(np.zeros(32, np.float32), split.astype(np.float32), held, PARAMS) == held).all()
 
 
 def gently_high_passed(x: np.ndarray, hz: float = 800.0) -> np.ndarray:
