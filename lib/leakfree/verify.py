@@ -344,9 +344,8 @@ def triplet_vote(a: dict, b: dict, params: VerifyParams, min_share: float | None
     steps = round(params.max_scale_change / params.scale_step)
     scales = 1.0 + params.scale_step * np.arange(-steps, steps + 1)
     width = params.offset_bin_frames * frames_per_mel(a)
-    shifts = (time_b[None, :] - scales[:, None] * time_a[None, :]) / width
     best_votes, time_scale, centre = 0, 1.0, 0.0
-    cells = OffsetCells([shifts])
+    cells = OffsetCells([offset_shifts(time_a, time_b, scales, width)])
     for phase in _PHASES:
         votes = cells.votes(phase)
         row, cell = np.unravel_index(int(np.argmax(votes)), votes.shape)
@@ -493,10 +492,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams, least: float | None =
     for block in _vote_blocks([(int(r), readings[r][1], int(pairs[r])) for r in tried]):
         rows = [(r, float(time_scale)) for r, time_scales in block for time_scale in time_scales]
         cells = OffsetCells(
-            [
-                (time_b[pairs_of(r)[1]][None, :] - time_scales[:, None] * anchors_of(r)[None, :]) / width
-                for r, time_scales in block
-            ]
+            [offset_shifts(anchors_of(r), time_b[pairs_of(r)[1]], time_scales, width) for r, time_scales in block]
         )
         row_anchors = [anchors_of(r) for r, _ in rows]
         for phase in _PHASES:
@@ -587,6 +583,20 @@ def distinct_count(sorted_values: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(sorted_values))) + 1 if len(sorted_values) else 0
 
 
+def offset_shifts(time_a: np.ndarray, time_b: np.ndarray, time_scales: np.ndarray, width: float) -> np.ndarray:
+    """(time_b - time_scale * time_a) / width, a row per time scale: the offset, in cells of
+    `width` frames, at which each pair of points puts b under each time scale."""
+    shifts = np.multiply.outer(time_scales, time_a)
+    np.subtract(time_b, shifts, out=shifts)
+    shifts /= width
+    return shifts
+
+
+def _half_cells(shifts: np.ndarray) -> np.ndarray:
+    doubled = shifts * 2
+    return np.floor(doubled, out=doubled).astype(np.int64)
+
+
 class OffsetCells:
     """Rows of shifts binned into unit cells at two phases (cell edges at the integers, and
     half a cell on), counted once in half cells: floor(x) and floor(x + 1/2) are
@@ -595,20 +605,23 @@ class OffsetCells:
     shifts), and a block's rows may hold another number of shifts than the next block's."""
 
     def __init__(self, blocks: list[np.ndarray]):
-        halves = [np.floor(2 * block).astype(np.int64) for block in blocks]
-        self.origin = min(int(h.min()) for h in halves) // 2
-        for h in halves:
-            h -= 2 * self.origin
-        self._halves = halves
+        halves = [_half_cells(block) for block in blocks]
+        lowest = np.concatenate([h.min(axis=1) for h in halves])
+        highest = np.concatenate([h.max(axis=1) for h in halves])
+        self.origin = int(lowest.min()) // 2
+        self.lowest, self.highest = lowest - 2 * self.origin, highest - 2 * self.origin
         self._block_of = np.repeat(np.arange(len(halves)), [len(h) for h in halves])
         self._first_row = np.cumsum([0] + [len(h) for h in halves])
         self.counts = np.concatenate([np.full(len(h), h.shape[1]) for h in halves])
-        self.lowest = np.concatenate([h.min(axis=1) for h in halves])
-        self.highest = np.concatenate([h.max(axis=1) for h in halves])
-        span = 2 * ((int(self.highest.max()) + 1) // 2 + 1)  # whole cells at phase 1 too
-        rows = len(self.counts)
-        codes = np.concatenate([h.ravel() for h in halves]) + span * np.repeat(np.arange(rows), self.counts)
-        self.half_votes = np.bincount(codes, minlength=span * rows).reshape(rows, span)
+        self._span = 2 * ((int(self.highest.max()) + 1) // 2 + 1)  # whole cells at phase 1 too
+        # Each half cell from the origin, plus span times its row in the block: the codes a
+        # block's votes are counted by, made in place (a long file's block holds millions).
+        for h in halves:
+            h += (self._span * np.arange(len(h)) - 2 * self.origin)[:, None]
+        self._codes = halves
+        self.half_votes = np.concatenate(
+            [np.bincount(codes.ravel(), minlength=self._span * len(codes)).reshape(-1, self._span) for codes in halves]
+        )
 
     def votes(self, phase: int) -> np.ndarray:
         """votes[row, cell] at a phase of 0 or 1 half cell."""
@@ -622,7 +635,8 @@ class OffsetCells:
     def row(self, row: int, phase: int) -> np.ndarray:
         """The cell of each of one row's shifts."""
         block = self._block_of[row]
-        return (self._halves[block][row - self._first_row[block]] + phase) // 2
+        local = row - self._first_row[block]
+        return (self._codes[block][local] - self._span * local + phase) // 2
 
     def spans(self, phase: int) -> np.ndarray:
         """How many cells each row's shifts cover."""
