@@ -188,8 +188,10 @@ def audio_evidence(
     A pair that only triplet hashes proposed (`triplets_only`) is first asked whether they
     agree on one speed and offset, a larger share of them than other pairs need
     (triplets_only_vote_share); None when they do not. Triplets are coarse and proposed most
-    candidates, most of them chance that the vote alone rejects; on ../shared/corpus and
-    bench/stress_corpus.py no such pair was verified in any other way.
+    candidates, most of them chance that the vote alone rejects. Such a pair goes no further
+    than the reading they vote for: the vote is all that speaks for it, and sounds of one
+    kind with a regular structure (synthetic beeps, sweeps, bells) pass it by the thousand,
+    to fail at every reading the peaks would then search.
     """
     vote = None
     if triplets_only:
@@ -203,6 +205,8 @@ def audio_evidence(
     scaled = scaled_evidence(a, b, params, aligned, vote)
     if scaled is not None and scaled.verified(params):
         return scaled
+    if triplets_only:
+        return as_is
     # Mere hints of peaks are followed only for frames that correlate at weak_correlation as
     # they stand: a copy a few per cent off in speed still lines up in part, most others do not.
     hinted = as_is.correlation >= params.weak_correlation

@@ -274,25 +274,38 @@ def test_a_blur_is_not_taken_for_an_echo_and_a_silent_file_fits_none():
     assert far_apart[1] == 0.0 and (far_apart[0] == 255).all()  # no overlap: no tail, silence
 
 
+# The landmark hashes' routes closed, and 0.75 asked of the frames at any significance of
+# peaks: the echoes leave the frames less.
+BY_READINGS = replace(
+    PARAMS,
+    min_aligned_hashes=10**9,
+    min_share_hashes=10**9,
+    many_aligned_hashes=10**9,
+    sure_correlation=2.0,
+    min_correlation=0.75,
+    weak_correlation=0.75,
+    sure_peak_significance=1e9,
+)
+
+
 def test_a_copy_under_echoes_is_verified_after_the_echo_fit_and_the_edge_says_so():
-    # Only the peaks' route, asking 0.75 at any significance: the echoes leave the frames less.
-    strict = replace(
-        PARAMS,
-        min_aligned_hashes=10**9,
-        min_share_hashes=10**9,
-        many_aligned_hashes=10**9,
-        min_triplet_votes=10**9,
-        sure_correlation=2.0,
-        min_correlation=0.75,
-        weak_correlation=0.75,
-        sure_peak_significance=1e9,
-    )
+    strict = replace(BY_READINGS, min_triplet_votes=10**9)  # only the peaks' route
     x = sound(88)
     evidence = audio_evidence(features(x), features(echoes(x)), strict)
     assert evidence.verified(strict) and evidence.correlation >= 0.75
     assert PARAMS.min_echo_s <= evidence.echo_s <= 0.2 and evidence.peak_significance >= strict.min_peak_significance
     without_fit = replace(strict, max_echo_gain=0.0)
     assert not audio_evidence(features(x), features(echoes(x)), without_fit).verified(without_fit)
+
+
+def test_a_pair_only_triplets_proposed_goes_no_further_than_the_reading_they_vote_for():
+    x = sound(88)
+    a, b = features(x), features(echoes(x))
+    assert triplet_vote(a, b, BY_READINGS, BY_READINGS.triplets_only_vote_share) is not None
+    proposed_otherwise = audio_evidence(a, b, BY_READINGS)
+    assert proposed_otherwise.verified(BY_READINGS) and proposed_otherwise.aligned_peaks > 0
+    by_triplets = evidence_at_speeds(a, b, BY_READINGS, MEL_HZ, triplets_only=True)
+    assert not by_triplets.verified(BY_READINGS) and by_triplets.aligned_peaks == 0
 
 
 def test_over_a_long_sound_the_speed_is_found_between_the_steps_tried():
