@@ -17,7 +17,7 @@ from typing import Any
 
 from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.errors import LeakfreeError
-from leakfree.params import FingerprintParams, ShapeParams, VerifyParams
+from leakfree.params import FingerprintParams, ShapeParams, ThroughParams, VerifyParams
 
 
 class ConfigError(LeakfreeError):
@@ -96,6 +96,7 @@ class DedupConfig:
     pairs_per_task: int
     shapes: ShapeParams
     verify: VerifyParams
+    through: ThroughParams
 
 
 ROLES = ("join", "audit")
@@ -317,12 +318,15 @@ RANGES: dict[str, Range] = {
     "dedup.verify.min_share_span_s": NON_NEGATIVE,
     "dedup.verify.*_echo_s": NON_NEGATIVE,
     "dedup.verify.max_echo_gain": SHARE,
+    "dedup.verify.given_offset_error_s": POSITIVE,
     "dedup.verify.*_db": POSITIVE,
     "dedup.verify.*max_scale_change": Range(0, 0.5),
     "dedup.verify.scale_step": POSITIVE,
     "dedup.verify.peak_freq_tolerance": POSITIVE_SHARE,
     "dedup.verify.*_significance": POSITIVE,
     "dedup.verify.*": COUNT,  # hashes, votes, frames
+    "dedup.through.max_degree": NON_NEGATIVE,
+    "dedup.through.*": SHARE,
     "groups.coarse_share": POSITIVE_SHARE,
     "groups.caption_margin_bits": NON_NEGATIVE,
     "groups.caption_min_similarity": SHARE,

@@ -15,6 +15,9 @@ AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
 # Nearest window shapes (shapes.py): a source of candidates only, continuous where the
 # landmark families are exact.
 SHAPE = "shape"
-AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE)
+# Both verified copies of a third file (through.py): a source of candidates only, proposed
+# by the pairs stage itself after it verified the others.
+THROUGH = "through"
+AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE, THROUGH)
 # A contamination match by a metadata value both sides hold (contamination.key_column).
 SHARED_KEY = "metadata_key"

@@ -18,12 +18,13 @@ from pyspark.sql import functions as F
 
 from leakfree import rowmap, tables
 from leakfree.config import DedupConfig
-from leakfree.edges import AUDIO, AUDIO_SOURCES, CAPTION, EXACT_BYTES, EXACT_PCM, TRIPLET
+from leakfree.edges import AUDIO, AUDIO_SOURCES, CAPTION, EXACT_BYTES, EXACT_PCM, THROUGH, TRIPLET
 from leakfree.fingerprint import mel_frequencies
 from leakfree.minhash import jaccard_estimate
 from leakfree.params import FingerprintParams, VerifyParams
 from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
+from leakfree.through import through_readings, untried
 from leakfree.verify import audio_evidence
 
 log = logging.getLogger("leakfree")
@@ -50,39 +51,98 @@ _SIDE_COLUMNS = (
 def build_pairs(
     spark: SparkSession, *, settings: DedupConfig, fingerprint: FingerprintParams, warehouse: str, run: RunLog
 ) -> None:
-    """Verify the candidates not verified yet, merge their edges into `pairs`, mark them."""
+    """Verify the candidates not verified yet and merge their edges into `pairs`; propose the
+    pairs through a pivot their edges make (through.py); mark the candidates; then verify
+    those proposed the same way, at their pivots' readings too."""
     with run.stage("pairs") as stats:
         tables.ensure(spark, warehouse, "pairs")
-        todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
-        todo = todo.persist()
-        count = stats.counters["pairs_verified"] = todo.count()
-        features = tables.live_features(spark, warehouse)
-        if count == 0:
-            todo.unpersist()
-            stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
-            return
-        log.info("pairs: verifying %d candidate pairs", count)
-        with verified_pairs(todo, features, features, count, settings, fingerprint) as verified:
-            edges = verified.good.withColumn("run_id", F.lit(run.run_id))
-            # Verification is deterministic: an edge already there comes from a killed run.
-            run.write(edges, "pairs")
-            paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
-            stats.errors = run.record_errors(
-                "pairs",
-                verified.errors.join(paths, "file_a", "left").select(
-                    "path",
-                    F.col("file_a").alias("file_id"),
-                    "error_class",
-                    F.concat_ws("", F.lit("with file "), F.col("file_b").cast("string"), F.lit(": "), "message").alias(
-                        "message"
-                    ),
-                ),
-            )
-        # Mark last: a run killed before this point verifies the same candidates again. A
-        # candidate that failed is marked too: its error is recorded, retrying finds the same.
-        run.mark("candidates", todo, {"verified": "true"})
+        todo, count = _pending(spark, warehouse)
+        stats.counters["pairs_verified"] = count
+        stats.counters["through_proposed"] = 0
+        if count:
+            stats.errors = _verify(todo, count, spark, settings, fingerprint, warehouse, run, "pairs")
+            proposed = _propose_through(spark, settings, warehouse, run) if settings.through.max_degree else None
+            # Mark last: a run killed before this point verifies the same candidates again (a
+            # candidate that failed is marked too: its error is recorded, retrying finds the
+            # same), and proposes the same pairs through pivots. Those stay unverified.
+            done = todo if proposed is None else todo.join(proposed, ["file_a", "file_b"], "left_anti")
+            run.mark("candidates", done, {"verified": "true"})
+            through = 0 if proposed is None else proposed.count()
+            if through:
+                todo, more = _pending(spark, warehouse)
+                stats.errors += _verify(todo, more, spark, settings, fingerprint, warehouse, run, THROUGH)
+                run.mark("candidates", todo, {"verified": "true"})
+                stats.counters["pairs_verified"] += more
+                stats.counters["through_proposed"] = through
         stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
-        todo.unpersist()
+
+
+def _pending(spark: SparkSession, warehouse: str) -> tuple[DataFrame, int]:
+    """The candidates not verified yet (file_a, file_b, sources), and how many. Checkpointed,
+    not persisted: a write to the candidates table recomputes what is cached from it, and the
+    stage writes proposals there before it marks these."""
+    todo = tables.read(spark, warehouse, "candidates").where("NOT verified").select("file_a", "file_b", "sources")
+    todo = todo.localCheckpoint(eager=True)
+    return todo, todo.count()
+
+
+def _verify(
+    todo: DataFrame,
+    count: int,
+    spark: SparkSession,
+    settings: DedupConfig,
+    fingerprint: FingerprintParams,
+    warehouse: str,
+    run: RunLog,
+    errors_stage: str,
+) -> int:
+    """Verify the `count` candidates `todo` (those proposed through a pivot at its readings
+    too), write their edges and their errors (as `errors_stage`); returns how many failed."""
+    log.info("pairs: verifying %d candidate pairs", count)
+    readings = through_readings(spark, warehouse, settings.through, settings.verify)
+    through = F.array_contains("sources", THROUGH)
+    rows = (
+        todo.where(through)
+        .join(readings, ["file_a", "file_b"], "left")
+        .unionByName(todo.where(~through).withColumn("given", F.lit(None).cast(readings.schema["given"].dataType)))
+    )
+    features = tables.live_features(spark, warehouse)
+    with verified_pairs(rows, features, features, count, settings, fingerprint) as verified:
+        # Verification is deterministic: an edge already there comes from a killed run.
+        run.write(verified.good.withColumn("run_id", F.lit(run.run_id)), "pairs")
+        paths = tables.read(spark, warehouse, "catalog").select(F.col("file_id").alias("file_a"), "path")
+        return run.record_errors(
+            errors_stage,
+            verified.errors.join(paths, "file_a", "left").select(
+                "path",
+                F.col("file_a").alias("file_id"),
+                "error_class",
+                F.concat_ws("", F.lit("with file "), F.col("file_b").cast("string"), F.lit(": "), "message").alias(
+                    "message"
+                ),
+            ),
+        )
+
+
+def _propose_through(spark: SparkSession, settings: DedupConfig, warehouse: str, run: RunLog) -> DataFrame:
+    """Add the pairs through a pivot never proposed so to the candidates, unverified: new
+    pairs with that source alone, and with it added, pairs a source proposed before (they
+    failed then, at the readings they searched). Returns them (file_a, file_b, known),
+    checkpointed, as _pending's candidates are."""
+    readings = through_readings(spark, warehouse, settings.through, settings.verify)
+    proposals = untried(readings, tables.read(spark, warehouse, "candidates")).localCheckpoint(eager=True)
+    counts = dict(proposals.groupBy("known").count().collect())
+    if counts.get(False):
+        fresh = proposals.where(~F.col("known")).select(
+            "file_a", "file_b", F.array(F.lit(THROUGH)).alias("sources"), F.lit(False).alias("verified")
+        )
+        run.write(fresh, "candidates")
+    if counts.get(True):
+        again = {"sources": f"array_union(t.sources, array('{THROUGH}'))", "verified": "false"}
+        run.mark("candidates", proposals.where("known").select("file_a", "file_b"), again)
+    if counts:
+        log.info("pairs: %d pairs proposed through a file both are copies of", sum(counts.values()))
+    return proposals
 
 
 @contextmanager
@@ -152,7 +212,15 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
             }
         )
     elif sources & {*AUDIO_SOURCES, CAPTION}:
-        evidence = audio_evidence(_side(row, "a"), _side(row, "b"), params, mel_hz, triplets_only=sources == {TRIPLET})
+        given = row.get("given") or []
+        evidence = audio_evidence(
+            _side(row, "a"),
+            _side(row, "b"),
+            params,
+            mel_hz,
+            triplets_only=sources == {TRIPLET},
+            given=[(g["time_scale"], g["freq_scale"], g["offset_s"]) for g in given],
+        )
         if evidence is not None and evidence.verified(params):
             edges.append(
                 {
@@ -172,6 +240,8 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
                     "aligned_peaks": evidence.aligned_peaks,
                     "peak_significance": evidence.peak_significance,
                     "echo_s": evidence.echo_s,
+                    # The pivot whose reading held, else the first: why the pair was tried.
+                    "via_file": given[max(evidence.given_reading, 0)]["via_file"] if given else None,
                 }
             )
     if row["a_caption_signature"] is not None and row["b_caption_signature"] is not None:

@@ -88,7 +88,15 @@ class VerifyParams:
     min_echo_s: float  # shortest delay, and least centre, of an echo or reverb tail fitted...
     max_echo_s: float  # ...longest delay, between two files whose peaks agree...
     max_echo_gain: float  # ...when their correlation falls at most this short of what the peaks ask
+    given_offset_error_s: float  # how far the frames may align from the offset a given reading puts them at
     caption_min_jaccard: float  # estimated caption Jaccard for a caption edge
+
+
+@dataclass(frozen=True)
+class ThroughParams:
+    max_degree: int  # files with more duplicate edges than this are no pivot; 0: no pair is proposed through one
+    min_overlap: float  # of the shorter of the two stretches of the pivot its two copies cover
+    min_correlation: float  # a pivot's edge this strong, exact, or surely backed by hashes or peaks
 
 
 @dataclass(frozen=True)

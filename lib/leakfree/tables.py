@@ -130,6 +130,8 @@ _PAIRS = pa.schema(
         ("aligned_peaks", pa.int32()),
         ("peak_significance", pa.float64()),
         ("echo_s", pa.float64()),
+        # The pivot (through.py) the pair was proposed through: both are verified copies of it.
+        ("via_file", pa.int64()),
         ("caption_jaccard", pa.float64()),
         ("run_id", pa.string()),
     ]
@@ -193,7 +195,7 @@ _SPLIT_BALANCE = pa.schema(
 )
 # The evidence of a verified edge, as in pairs (the method first): what the contamination
 # tables keep of each match.
-EVIDENCE = [f for f in _PAIRS if f.name not in ("file_a", "file_b", "caption_jaccard", "run_id")]
+EVIDENCE = [f for f in _PAIRS if f.name not in ("file_a", "file_b", "via_file", "caption_jaccard", "run_id")]
 _REFERENCE_SETS = pa.schema(
     [
         ("reference", pa.string()),
@@ -320,8 +322,9 @@ STAGE_WRITES: dict[str, tuple[str, ...]] = {
         "contamination_summary",
     ),
 }
-# Stages that write their whole order once per item (the audit: once per assignment).
-REPEATING_STAGES = ("audit",)
+# Stages that write their whole order once per item (the audit: once per assignment; the
+# pairs: once for the candidates, once for those proposed through a pivot).
+REPEATING_STAGES = ("audit", "pairs")
 
 
 def schema(name: str) -> pa.Schema:

@@ -12,7 +12,7 @@ which matching hashes agree) is kept with the edge so a person can see why it wa
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -41,6 +41,7 @@ class AudioEvidence:
     aligned_peaks: int = 0  # spectral peaks of a that b has where time_scale and freq_scale put them
     peak_significance: float = 0.0  # how far their moments stand above chance, in deviations
     echo_s: float = 0.0  # centre of the echo or reverb tail fitted between the two, 0 if none was
+    given_reading: int = -1  # which of the readings given to audio_evidence this is at; -1: one it searched
 
     @property
     def scale_change(self) -> float:
@@ -64,7 +65,9 @@ class AudioEvidence:
         ):
             return True  # echoes and reverb blur the spectrum's shape, not the peaks' timing
         if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
-            return self.correlation >= peak_correlation_needed(self.peak_significance, self.scale_change, params)
+            # A reading given from outside was not one of the many searched: no scale is far for it.
+            scale_change = self.scale_change if self.given_reading < 0 else 0.0
+            return self.correlation >= peak_correlation_needed(self.peak_significance, scale_change, params)
         if self.correlation < params.min_correlation:
             return False
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
@@ -173,10 +176,37 @@ def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.repeat(np.arange(len(lo)), counts), starts + np.arange(counts.sum())
 
 
+Reading = tuple[float, float, float]  # (time scale, frequency scale, offset in s) relating b to a, as AudioEvidence
+
+
 def audio_evidence(
-    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, *, triplets_only: bool = False
+    a: dict,
+    b: dict,
+    params: VerifyParams,
+    mel_hz: np.ndarray,
+    *,
+    triplets_only: bool = False,
+    given: Sequence[Reading] = (),
 ) -> AudioEvidence | None:
-    """Compare two feature rows (hashes, times, triplets, logmel matrix, hop lengths).
+    """Compare two feature rows (hashes, times, triplets, logmel matrix, hop lengths): the
+    evidence searched_evidence finds, or when that fails, the first of the `given` readings
+    (what two edges through a third file compose to) at which the pair holds (given_evidence).
+    """
+    aligned = aligner(a, b, params, mel_hz)
+    searched = searched_evidence(a, b, params, mel_hz, aligned, triplets_only)
+    if searched is None or searched.verified(params):
+        return searched
+    for index, reading in enumerate(given):
+        at = given_evidence(a, b, params, aligned, searched, reading, index)
+        if at is not None and at.verified(params):
+            return at
+    return searched
+
+
+def searched_evidence(
+    a: dict, b: dict, params: VerifyParams, mel_hz: np.ndarray, aligned: Aligner, triplets_only: bool
+) -> AudioEvidence | None:
+    """The evidence at the readings the pair's own features point to.
 
     The log-mel alignment gives an offset; the landmark hashes are counted only where they
     agree with it (within a bin), so hashes shared by chance, at other offsets, do not count.
@@ -198,7 +228,6 @@ def audio_evidence(
         vote = triplet_vote(a, b, params, params.triplets_only_vote_share)
         if vote is None:
             return None
-    aligned = aligner(a, b, params, mel_hz)
     as_is = unscaled_evidence(a, b, params, aligned)
     if as_is.verified(params) or len(a["triplet_hashes"]) == 0 or len(b["triplet_hashes"]) == 0:
         return as_is
@@ -445,7 +474,13 @@ def spectral_points(row: dict) -> tuple[np.ndarray, np.ndarray]:
     return (points >> 10).astype(np.float64), (points & 1023) / 2.0
 
 
-def peak_alignment(a: dict, b: dict, params: VerifyParams, least: float | None = None) -> PeakAlignment | None:
+def peak_alignment(
+    a: dict,
+    b: dict,
+    params: VerifyParams,
+    least: float | None = None,
+    readings: list[tuple[float, np.ndarray]] | None = None,
+) -> PeakAlignment | None:
     """Every pair of peaks (one of a, one of b) at frequencies the reading relates votes for
     the offset it implies. Readings: frequency scales in steps of the frequency tolerance
     over 1 +- peak_max_scale_change, each with the time scale of a pitch shift (1) and of a
@@ -457,7 +492,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams, least: float | None =
     hold if the reading's votes spread evenly over the offsets they span, in a's moments
     per peak; significance is the excess in deviations of a count. The reading with the
     most significant offset wins; None when none reaches `least` (min_peak_significance
-    unless given).
+    unless given). `readings`: (frequency scale, its time scales), peak_readings unless given.
 
     Single peaks survive edits that break the pairs and triplets that hashes are made of:
     an echo or reverb adds peaks and masks some, noise buries the weaker ones, and a hash
@@ -474,7 +509,7 @@ def peak_alignment(a: dict, b: dict, params: VerifyParams, least: float | None =
     order = np.argsort(bins_b, kind="stable")
     bins_b, time_b = bins_b[order], time_b[order]
     tolerance, width, per_mel = params.peak_freq_tolerance, float(params.peak_offset_frames), frames_per_mel(a)
-    readings = peak_readings(params, np.ptp(time_a))
+    readings = peak_readings(params, np.ptp(time_a)) if readings is None else readings
     freq_scales = np.array([freq_scale for freq_scale, _ in readings])
     lo = np.searchsorted(bins_b, np.outer(freq_scales * (1 - tolerance), bins_a) - 0.5)
     hi = np.searchsorted(bins_b, np.outer(freq_scales * (1 + tolerance), bins_a) + 0.5, "right")
@@ -670,6 +705,33 @@ def peak_evidence(
         freq_scale=round(found.freq_scale, 4),
         aligned_peaks=found.aligned,
         peak_significance=round(float(found.significance), 2),
+    )
+
+
+def given_evidence(
+    a: dict, b: dict, params: VerifyParams, aligned: Aligner, as_is: AudioEvidence, reading: Reading, index: int
+) -> AudioEvidence | None:
+    """The evidence at the `index`-th reading given from outside: the frames aligned with b
+    warped to it, and the peaks voting at that reading alone when they stand
+    hint_peak_significance above chance. None when the frames align further than
+    given_offset_error_s from the offset it gives: that is another match than the one given."""
+    time_scale, freq_scale, offset_s = reading
+    time_scale, freq_scale = round(time_scale, 4), round(freq_scale, 4)
+    alignment = aligned(time_scale, freq_scale)
+    if abs(alignment[1] * a["logmel_hop_s"] - offset_s) > params.given_offset_error_s:
+        return None
+    found = peak_alignment(a, b, params, params.hint_peak_significance, [(freq_scale, np.array([time_scale]))])
+    return _evidence(
+        alignment,
+        (as_is.jaccard, as_is.containment),
+        a,
+        np.zeros(0) if found is None else found.anchors,
+        aligned_hashes=0,
+        time_scale=time_scale,
+        freq_scale=freq_scale,
+        aligned_peaks=0 if found is None else found.aligned,
+        peak_significance=0.0 if found is None else round(float(found.significance), 2),
+        given_reading=index,
     )
 
 
