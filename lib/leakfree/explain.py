@@ -26,6 +26,7 @@ _PAIR_DETAILS = (
     "aligned_peaks",
     "peak_significance",
     "echo_s",
+    "via_path",
 )
 
 
@@ -113,6 +114,8 @@ def in_words(relation: str, details: dict, evidence: str | None, other: str) -> 
         for key, what in (("time_scale", "speed"), ("freq_scale", "pitch")):
             if details.get(key) and abs(details[key] - 1) > 1e-3:
                 parts.append(f"{what} {details[key]:.3f}x")
+        if details.get("via_path"):
+            parts.append(f"tried because both are copies of {details['via_path']}")
         return ", ".join(parts)
     if relation == CAPTION:
         return f"a caption like that of {other}: {evidence}"
@@ -233,10 +236,12 @@ def read_links(
         links = links.join(members.withColumnRenamed("file_id", "file_a"), "file_a").join(
             members.withColumnRenamed("file_id", "file_b"), "file_b"
         )
-    pairs = tables.read(spark, warehouse, "pairs").select(
-        "file_a", "file_b", F.col("method").alias("relation"), *_PAIR_DETAILS
-    )
     paths = tables.read(spark, warehouse, "catalog").select("file_id", "rel_path")
+    pairs = (
+        tables.read(spark, warehouse, "pairs")
+        .join(paths.toDF("via_file", "via_path"), "via_file", "left")
+        .select("file_a", "file_b", F.col("method").alias("relation"), *_PAIR_DETAILS)
+    )
     ordered = (
         links.join(pairs, ["file_a", "file_b", "relation"], "left")
         .join(paths.toDF("file_a", "path_a"), "file_a")

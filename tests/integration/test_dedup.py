@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from leakfree import tables
 from leakfree.demo import MP3_128K, add_noise, beeps, bell, engine, footsteps, write_audio
@@ -36,6 +37,9 @@ def library(tmp_path_factory):
     write_audio(lib / "a_noisy.mp3", add_noise(a, 20, np.random.default_rng(3)), RATE, **MP3_128K)
     write_audio(lib / "b.wav", b, RATE)
     write_audio(lib / "b_excerpt.wav", b[RATE : int(2.5 * RATE)], RATE)
+    # 8 % slower and 8 % faster: each near b, and 17 % apart, past the speeds searched.
+    for name, factor in (("b_slow.wav", 0.92), ("b_fast.wav", 1.08)):
+        write_audio(lib / name, soxr.resample(b, RATE * factor, RATE), RATE)
     write_audio(lib / "c.wav", sound(4, 2.0), RATE)
     write_audio(lib / "d.wav", engine(np.random.default_rng(5), 2.0, RATE), RATE)
     write_audio(lib / "e.wav", sound(6, 2.5), RATE)
@@ -111,6 +115,28 @@ def test_pairs_and_groups(spark, joined):
     relations = {r.relation: r for r in tables.read(spark, cfg.warehouse.path, "relations").collect()}
     assert relations["caption"].links == 2 and relations["caption"].joining == 1
     assert relations["setup:setup"].largest_files == 2 and relations["setup:setup"].coarse  # 2 of 11 files
+
+
+def test_two_copies_edited_apart_are_joined_through_their_original(spark, joined):
+    names = name_of(spark, joined)
+    ids = {n: i for i, n in names.items()}
+    edges = {
+        frozenset((names[p.file_a], names[p.file_b])): p
+        for p in tables.read(spark, joined.warehouse.path, "pairs").where("method = 'audio'").collect()
+    }
+    for copy in ("b_slow.wav", "b_fast.wav"):
+        assert edges[frozenset(("b.wav", copy))].via_file is None  # proposed and found on their own
+    apart = edges[frozenset(("b_slow.wav", "b_fast.wav"))]
+    assert apart.via_file == ids["b.wav"]
+    ratio = 1.08 / 0.92 if names[apart.file_a] == "b_slow.wav" else 0.92 / 1.08
+    assert apart.freq_scale == pytest.approx(ratio, rel=0.01)
+    assert apart.time_scale == pytest.approx(1 / ratio, rel=0.01)
+    candidates = {
+        frozenset((names[c.file_a], names[c.file_b])): c
+        for c in tables.read(spark, joined.warehouse.path, "candidates").collect()
+    }
+    assert "through" in candidates[frozenset(("b_slow.wav", "b_fast.wav"))].sources
+    assert all(c.verified for c in candidates.values())
 
 
 def test_caption_edges_can_be_demoted_to_audit(spark, make_config, library):

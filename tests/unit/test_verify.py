@@ -497,3 +497,21 @@ def test_a_short_sound_sped_up_is_found_where_its_few_peaks_point():
     assert evidence.freq_scale == pytest.approx(1.08, abs=PARAMS.peak_freq_tolerance)
     no_hints = replace(PARAMS, hint_peak_significance=PARAMS.min_peak_significance)
     assert not audio_evidence(original, sped_up, no_hints).verified(no_hints)
+
+
+def test_two_copies_edited_past_the_search_meet_at_the_reading_given_through_their_original():
+    # 8 % slower and 8 % faster: 17 % apart, past every scale searched; their edges to the
+    # original compose to that reading, and only there do they align.
+    x = sound(62, 4.0)
+    slow, fast = features(faster(x, 0.92)), features(faster(x, 1.08))
+    assert not audio_evidence(slow, fast, PARAMS).verified(PARAMS)
+    composed = (0.92 / 1.08, 1.08 / 0.92, 0.0)
+    found = evidence_at_speeds(slow, fast, PARAMS, MEL_HZ, given=[(1.0, 1.0, 0.0), composed])
+    assert found.verified(PARAMS) and found.given_reading == 1
+    assert (found.time_scale, found.freq_scale) == (round(composed[0], 4), round(composed[1], 4))
+    assert found.correlation > 0.8 and found.peak_significance >= PARAMS.many_peak_significance
+    # At the same reading but another offset the frames align elsewhere: another match.
+    elsewhere = evidence_at_speeds(slow, fast, PARAMS, MEL_HZ, given=[(composed[0], composed[1], 0.5)])
+    assert not elsewhere.verified(PARAMS) and elsewhere.given_reading == -1
+    other = features(faster(sound(162, 4.0), 1.08))
+    assert not evidence_at_speeds(slow, other, PARAMS, MEL_HZ, given=[composed]).verified(PARAMS)
