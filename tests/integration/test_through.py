@@ -43,9 +43,10 @@ EDGES = [
 ]
 
 
-@pytest.fixture
-def warehouse(spark, tmp_path):
-    path = str(tmp_path / "warehouse")
+@pytest.fixture(scope="module")
+def warehouse(spark, tmp_path_factory):
+    """Read only by the tests: made once."""
+    path = str(tmp_path_factory.mktemp("through") / "warehouse")
     live = [(f, f"sha{f}", f == 9) for f in SECONDS]  # 9 was deleted since
     spark.createDataFrame(live, "file_id long, content_sha256 string, retired boolean").write.format("delta").save(
         tables.table_path(path, "catalog")
