@@ -139,6 +139,48 @@ def test_two_copies_edited_apart_are_joined_through_their_original(spark, joined
     assert all(c.verified for c in candidates.values())
 
 
+@pytest.mark.faults
+@pytest.mark.parametrize("crash", ["_propose_through", "_verify"])
+def test_a_pairs_stage_that_dies_around_its_pivots_pairs_resumes_to_the_same_tables(
+    spark, joined, make_config, library, monkeypatch, crash
+):
+    """Killed after the candidates' edges are written but before it proposes pairs through
+    pivots, or after it proposed them but before it verified them: the next run's pairs
+    stage ends with the undisturbed run's edges and candidates."""
+    from leakfree import pairs
+
+    cfg = make_config(library, metadata=library / "meta.csv")
+    run_stages(spark, cfg, ["catalog", "features", "candidates"], command="test")
+    real = getattr(pairs, crash)
+    calls = []
+
+    def dies_on_the_pivots_pairs(*args, **kwargs):
+        calls.append(args)
+        if crash == "_propose_through" or len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pairs, crash, dies_on_the_pivots_pairs)
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(spark, cfg, ["pairs"], command="test")
+    monkeypatch.setattr(pairs, crash, real)
+    run_stages(spark, cfg, ["pairs"], command="test")
+
+    def tables_of(config) -> tuple[list, list]:
+        names = name_of(spark, config)
+        edges = tables.read(spark, config.warehouse.path, "pairs").collect()
+        candidates = tables.read(spark, config.warehouse.path, "candidates").collect()
+        return (
+            sorted(
+                (names[e.file_a], names[e.file_b], e.method, e.via_file is None, round(e.correlation or 0, 6))
+                for e in edges
+            ),
+            sorted((names[c.file_a], names[c.file_b], tuple(c.sources), c.verified) for c in candidates),
+        )
+
+    assert tables_of(cfg) == tables_of(joined)
+
+
 def test_caption_edges_can_be_demoted_to_audit(spark, make_config, library):
     cfg = make_config(library, metadata=library / "meta.csv")
     cfg = cfg.replace(groups=dataclasses.replace(cfg.groups, roles={"caption": "audit"}))
