@@ -44,6 +44,9 @@ from stress_corpus import SPECS, Spec, build, components
 from leakfree import tables
 from leakfree.edges import TRIPLET
 
+# The samples the independent check is calibrated on, in the order the results show them.
+SAMPLES = ("truth pairs", "random non-pairs", "different sounds of one folder")
+
 
 def through_groups(predicted: set[tuple[str, str]], truth) -> dict[str, float]:
     """Per transformation, the share of truth's pairs whose files end in one component."""
@@ -172,11 +175,13 @@ def measure(spec: Spec) -> dict:
     segment = sum(u["segment_correlation"] >= SAME_SEGMENT_CORRELATION for u in unknown)
     either = sum(map(confirmed, unknown))
     decoded = {rel[f.file_id] for f in features if f.file_id in rel}
-    samples = {
-        "truth pairs": truth.pairs(),
-        "random non-pairs": truth.random_non_pairs(len(positives)),
-        "different sounds of one folder": different_pairs(corpus, truth, len(positives)),
-    }
+    samples = dict(
+        zip(
+            SAMPLES,
+            (truth.pairs(), truth.random_non_pairs(len(positives)), different_pairs(corpus, truth, len(positives))),
+            strict=True,
+        )
+    )
     checks = {
         name: {
             label: np.array([check(a, b, corpus=corpus) for a, b in sample if {a, b} <= decoded])
@@ -221,8 +226,9 @@ INTRODUCTION = (
     "where a change to the verifier is judged before it is kept; `holdout` (other packages, other edits "
     "and strengths) is only measured, never tuned on, as a private corpus would be, and so is `beyond` "
     "(edits past the ranges leakfree searches, and other kinds). The pipeline ran on the audio alone "
-    "(no captions). `proposed`: the share of truth's pairs the candidate stage proposed; the verifier "
-    "never sees the others, so a row's direct recall below it is the verifier's. "
+    "(no captions). `proposed`: the share of truth's pairs proposed, by the candidate stage or, as two copies "
+    "of a third file, by the pairs stage (source `through`); the verifier never sees the others, so a row's "
+    "direct recall below it is the verifier's. "
     "Recall of direct pairs (an edge between the two files) and through groups (both files in one "
     "component of duplicate edges, as the splits see them); precision through groups is the share of the "
     "pairs of files in one such component that truth's own pairs put in one component too. "
@@ -314,12 +320,12 @@ def section(name: str, data: dict) -> str:
     segment = data.get("segment_check")  # results from before the segment check had none
     checks = [("whole file", check)] + ([("best half second", segment)] if segment else [])
     md += table(
-        ["check", "level", *(k for k in check if isinstance(check[k], dict)), "pairs truth does not know"],
+        ["check", "level", *SAMPLES, "pairs truth does not know"],
         [
             [
                 label,
                 c["same_audio_correlation"],
-                *(f"{v['at_or_above']} of {v['pairs']}" for v in c.values() if isinstance(v, dict)),
+                *(f"{c[k]['at_or_above']} of {c[k]['pairs']}" for k in SAMPLES),
                 f"{c['confirmed_unknown_pairs']} of {len(unknown)}",
             ]
             for label, c in checks
