@@ -24,7 +24,7 @@ from leakfree.minhash import jaccard_estimate
 from leakfree.params import FingerprintParams, VerifyParams
 from leakfree.rowmap import with_errors
 from leakfree.runs import RunLog
-from leakfree.through import through_readings, untried
+from leakfree.through import GIVEN, through_readings, untried
 from leakfree.verify import audio_evidence
 
 log = logging.getLogger("leakfree")
@@ -52,29 +52,63 @@ def build_pairs(
     spark: SparkSession, *, settings: DedupConfig, fingerprint: FingerprintParams, warehouse: str, run: RunLog
 ) -> None:
     """Verify the candidates not verified yet and merge their edges into `pairs`; propose the
-    pairs through a pivot their edges make (through.py); mark the candidates; then verify
-    those proposed the same way, at their pivots' readings too."""
+    pairs through a pivot their edges make (through.py) as they mark the candidates; then
+    verify those proposed the same way, at their pivots' readings too."""
     with run.stage("pairs") as stats:
         tables.ensure(spark, warehouse, "pairs")
         todo, count = _pending(spark, warehouse)
         stats.counters["pairs_verified"] = count
         stats.counters["through_proposed"] = 0
-        if count:
-            stats.errors = _verify(todo, count, spark, settings, fingerprint, warehouse, run, "pairs")
-            proposed = _propose_through(spark, settings, warehouse, run) if settings.through.max_degree else None
-            # Mark last: a run killed before this point verifies the same candidates again (a
-            # candidate that failed is marked too: its error is recorded, retrying finds the
-            # same), and proposes the same pairs through pivots. Those stay unverified.
-            done = todo if proposed is None else todo.join(proposed, ["file_a", "file_b"], "left_anti")
-            run.mark("candidates", done, {"verified": "true"})
-            through = 0 if proposed is None else proposed.count()
-            if through:
-                todo, more = _pending(spark, warehouse)
-                stats.errors += _verify(todo, more, spark, settings, fingerprint, warehouse, run, THROUGH)
-                run.mark("candidates", todo, {"verified": "true"})
-                stats.counters["pairs_verified"] += more
-                stats.counters["through_proposed"] = through
+        if not count:
+            stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
+            return
+        stats.errors = _verify(todo, count, spark, settings, fingerprint, warehouse, run, "pairs")
+        # Checkpointed once: edges found through a pivot make no readings, so the round that
+        # verifies them needs the same ones.
+        readings = _readings(spark, settings, warehouse).localCheckpoint(eager=True)
+        proposals = untried(readings, tables.read(spark, warehouse, "candidates")).localCheckpoint(eager=True)
+        through = proposals.count()
+        # Last, in one commit: a run killed before it verifies the same candidates again (a
+        # candidate that failed is marked too: its error is recorded, retrying finds the
+        # same) and proposes the same pairs; after it, verifies those left unverified.
+        run.merge("candidates", _settled(todo, proposals), *_SETTLE)
+        if through:
+            log.info("pairs: %d pairs proposed through a file both are copies of", through)
+            todo, more = _pending(spark, warehouse)
+            stats.errors += _verify(todo, more, spark, settings, fingerprint, warehouse, run, THROUGH, readings)
+            run.mark("candidates", todo, {"verified": "true"})
+            stats.counters["pairs_verified"] += more
+            stats.counters["through_proposed"] = through
         stats.counters["edges"] = tables.read(spark, warehouse, "pairs").count()
+
+
+# Candidates verified are marked; pairs proposed through a pivot are added unverified with
+# that source alone, or, when a source proposed them before (they failed then, at the
+# readings they searched), made unverified again with it added.
+_SETTLE = (
+    {
+        "verified": {"verified": "true"},
+        "through": {"sources": f"array_union(t.sources, array('{THROUGH}'))", "verified": "false"},
+    },
+    {"through": {"file_a": "s.file_a", "file_b": "s.file_b", "sources": f"array('{THROUGH}')", "verified": "false"}},
+)
+
+
+def _settled(todo: DataFrame, proposals: DataFrame) -> DataFrame:
+    """(file_a, file_b, action) for _SETTLE: the candidates verified, but those proposed
+    through a pivot as well, which stay to be verified at its readings."""
+    keys = ["file_a", "file_b"]
+    return (
+        todo.select(*keys)
+        .join(proposals, keys, "left_anti")
+        .withColumn("action", F.lit("verified"))
+        .unionByName(proposals.select(*keys, F.lit("through").alias("action")))
+    )
+
+
+def _readings(spark: SparkSession, settings: DedupConfig, warehouse: str) -> DataFrame:
+    """through_readings with the stage's settings."""
+    return through_readings(spark, warehouse, settings.through, settings.verify)
 
 
 def _pending(spark: SparkSession, warehouse: str) -> tuple[DataFrame, int]:
@@ -95,17 +129,19 @@ def _verify(
     warehouse: str,
     run: RunLog,
     errors_stage: str,
+    readings: DataFrame | None = None,
 ) -> int:
-    """Verify the `count` candidates `todo` (those proposed through a pivot at its readings
-    too), write their edges and their errors (as `errors_stage`); returns how many failed."""
+    """Verify the `count` candidates `todo`, those proposed through a pivot at its
+    `readings` too (through_readings, made here if not given and any is), write their edges
+    and their errors (as `errors_stage`); returns how many failed."""
     log.info("pairs: verifying %d candidate pairs", count)
-    readings = through_readings(spark, warehouse, settings.through, settings.verify)
     through = F.array_contains("sources", THROUGH)
-    rows = (
-        todo.where(through)
-        .join(readings, ["file_a", "file_b"], "left")
-        .unionByName(todo.where(~through).withColumn("given", F.lit(None).cast(readings.schema["given"].dataType)))
-    )
+    plain = todo.where(~through).withColumn("given", F.lit(None).cast(GIVEN))
+    if readings is None and todo.where(through).isEmpty():
+        rows = plain
+    else:
+        readings = _readings(spark, settings, warehouse) if readings is None else readings
+        rows = todo.where(through).join(readings, ["file_a", "file_b"], "left").unionByName(plain)
     features = tables.live_features(spark, warehouse)
     with verified_pairs(rows, features, features, count, settings, fingerprint) as verified:
         # Verification is deterministic: an edge already there comes from a killed run.
@@ -122,27 +158,6 @@ def _verify(
                 ),
             ),
         )
-
-
-def _propose_through(spark: SparkSession, settings: DedupConfig, warehouse: str, run: RunLog) -> DataFrame:
-    """Add the pairs through a pivot never proposed so to the candidates, unverified: new
-    pairs with that source alone, and with it added, pairs a source proposed before (they
-    failed then, at the readings they searched). Returns them (file_a, file_b, known),
-    checkpointed, as _pending's candidates are."""
-    readings = through_readings(spark, warehouse, settings.through, settings.verify)
-    proposals = untried(readings, tables.read(spark, warehouse, "candidates")).localCheckpoint(eager=True)
-    counts = dict(proposals.groupBy("known").count().collect())
-    if counts.get(False):
-        fresh = proposals.where(~F.col("known")).select(
-            "file_a", "file_b", F.array(F.lit(THROUGH)).alias("sources"), F.lit(False).alias("verified")
-        )
-        run.write(fresh, "candidates")
-    if counts.get(True):
-        again = {"sources": f"array_union(t.sources, array('{THROUGH}'))", "verified": "false"}
-        run.mark("candidates", proposals.where("known").select("file_a", "file_b"), again)
-    if counts:
-        log.info("pairs: %d pairs proposed through a file both are copies of", sum(counts.values()))
-    return proposals
 
 
 @contextmanager

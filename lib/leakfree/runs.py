@@ -112,6 +112,14 @@ class RunLog:
         self._in_order(name)
         tables.mark(self.spark, self.warehouse, name, rows, values)
 
+    def merge(
+        self, name: str, rows: DataFrame, updates: dict[str, dict[str, str]], inserts: dict[str, dict[str, str]]
+    ) -> None:
+        """Update or insert the rows of `name` by each row's `action`, in order as a write
+        (tables.merge_actions)."""
+        self._in_order(name)
+        tables.merge_actions(self.spark, self.warehouse, name, rows, updates, inserts)
+
     def _in_order(self, name: str) -> None:
         """Refuse a write outside a stage, to a table the stage does not write, or before one
         it wrote already, unless the stage repeats its order (tables.REPEATING_STAGES)."""

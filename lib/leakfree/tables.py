@@ -437,6 +437,27 @@ def mark(spark: SparkSession, warehouse: str, name: str, rows: DataFrame, values
     ).execute()
 
 
+def merge_actions(
+    spark: SparkSession,
+    warehouse: str,
+    name: str,
+    rows: DataFrame,
+    updates: dict[str, dict[str, str]],
+    inserts: dict[str, dict[str, str]],
+) -> None:
+    """In one commit, each row of `rows` (the table's keys and an `action`): on the row it
+    matches by the keys, set updates[action] (column: SQL expression, `t` the table's row);
+    where it matches none, insert inserts[action] (`s` the row's columns). Actions missing
+    from either change nothing there."""
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in REGISTRY[name].keys)
+    merge = DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(rows.alias("s"), on)
+    for action, values in updates.items():
+        merge = merge.whenMatchedUpdate(condition=f"s.action = {sql_string(action)}", set=values)
+    for action, values in inserts.items():
+        merge = merge.whenNotMatchedInsert(condition=f"s.action = {sql_string(action)}", values=values)
+    merge.execute()
+
+
 def delete_matching(spark: SparkSession, warehouse: str, name: str, keys: DataFrame, condition: str) -> None:
     """Delete, in one commit, the rows `t` of the table that match a row `s` of `keys`."""
     DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(

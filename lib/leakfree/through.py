@@ -23,6 +23,8 @@ from leakfree.params import ThroughParams, VerifyParams
 # Readings tried per pair, from its pivots of smallest file_id: each costs an alignment and a
 # peak vote, and copies of one original share most of their pivots' readings anyway.
 MOST_GIVEN = 4
+# The type of through_readings' `given` column.
+GIVEN = "array<struct<via_file:bigint,time_scale:double,freq_scale:double,offset_s:double>>"
 
 
 def pivot_edges(pairs: DataFrame, durations: DataFrame) -> DataFrame:
