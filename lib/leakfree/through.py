@@ -7,8 +7,8 @@ verifier's search may not reach the speed between them. Their two edges to the o
 composition of the two edges' readings, and the verifier tries it (verify.given_evidence).
 
 Only edges the sources proposed (via_file null) make pivots' edges, so an edge found through
-a pivot proposes nothing in turn: a nightly run finds what one run over the whole library
-finds, and a false edge is copied at most once over.
+a pivot proposes nothing in turn: pairs never chain from pivot to pivot, and a false edge is
+copied at most once over.
 """
 
 from __future__ import annotations
