@@ -36,7 +36,9 @@ def test_a_write_outside_a_stage_is_refused():
         ("candidates", ["candidates", "shape_index", "oversized_buckets"], "after shape_index"),
         ("candidates", ["candidates", "splits"], "does not write splits"),
         ("splits", ["moves", "splits", "moves"], "out of its kill-safe order"),
-        ("pairs", ["pairs", "errors", "candidates", "pairs"], "after candidates"),
+        ("pairs", ["pairs", "candidates", "errors"], "after candidates"),
+        # The candidates' edges, then those of the pairs proposed through a pivot.
+        ("pairs", ["pairs", "errors", "candidates", "pairs", "errors", "candidates"], None),
         # One summary and one detail table per assignment: the audit starts its order again.
         ("audit", ["audit", "audit_leaks", "audit", "audit_leaks"], None),
     ],
