@@ -74,8 +74,8 @@ test-contamination: setup ## a library run, then its check against an evaluation
 test-cluster: setup ## start a local Spark standalone cluster and spark-submit the jobs to it
 	$(BIN)/pytest -m cluster tests/cluster
 
-test-faults: setup ## kill a run with SIGKILL in every stage (and once on another executor count), rerun, compare with an undisturbed run
-	$(BIN)/pytest -m faults tests/integration/test_reliability.py
+test-faults: setup ## kill a run with SIGKILL in every stage (and once on another executor count), and the pairs stage between its rounds; rerun, compare with an undisturbed run
+	$(BIN)/pytest -m faults tests/integration
 
 check: setup ## lint
 	$(BIN)/ruff check lib jobs tests bench
