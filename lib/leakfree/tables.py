@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 import pyarrow as pa
-from delta.tables import DeltaTable
+from delta.tables import DeltaMergeBuilder, DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -431,10 +431,7 @@ def write(df: DataFrame, warehouse: str, name: str, *, run_id: str = "", resumed
 def mark(spark: SparkSession, warehouse: str, name: str, rows: DataFrame, values: dict[str, str]) -> None:
     """Set `values` (column: SQL expression) on the rows matching `rows` by the table's keys,
     in one commit."""
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in REGISTRY[name].keys)
-    DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(rows.alias("s"), on).whenMatchedUpdate(
-        set=values
-    ).execute()
+    _merge_by_keys(spark, warehouse, name, rows).whenMatchedUpdate(set=values).execute()
 
 
 def merge_actions(
@@ -449,13 +446,18 @@ def merge_actions(
     matches by the keys, set updates[action] (column: SQL expression, `t` the table's row);
     where it matches none, insert inserts[action] (`s` the row's columns). Actions missing
     from either change nothing there."""
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in REGISTRY[name].keys)
-    merge = DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(rows.alias("s"), on)
+    merge = _merge_by_keys(spark, warehouse, name, rows)
     for action, values in updates.items():
         merge = merge.whenMatchedUpdate(condition=f"s.action = {sql_string(action)}", set=values)
     for action, values in inserts.items():
         merge = merge.whenNotMatchedInsert(condition=f"s.action = {sql_string(action)}", values=values)
     merge.execute()
+
+
+def _merge_by_keys(spark: SparkSession, warehouse: str, name: str, rows: DataFrame) -> DeltaMergeBuilder:
+    """A merge of `rows` (as `s`) into the table (as `t`) matching on the table's keys."""
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in REGISTRY[name].keys)
+    return DeltaTable.forPath(spark, table_path(warehouse, name)).alias("t").merge(rows.alias("s"), on)
 
 
 def delete_matching(spark: SparkSession, warehouse: str, name: str, keys: DataFrame, condition: str) -> None:

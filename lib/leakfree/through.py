@@ -117,13 +117,7 @@ def through_readings(spark: SparkSession, warehouse: str, params: ThroughParams,
 
 
 def untried(readings: DataFrame, candidates: DataFrame) -> DataFrame:
-    """The pairs of `readings` never proposed through a pivot, with `known`: whether a
-    source proposed them (they failed then, at the readings they searched)."""
+    """(file_a, file_b): the pairs of `readings` never proposed through a pivot, whether or
+    not a source proposed them (they failed then, at the readings they searched)."""
     tried = candidates.where(F.array_contains("sources", THROUGH)).select("file_a", "file_b")
-    known = candidates.select("file_a", "file_b", F.lit(True).alias("known"))
-    return (
-        readings.select("file_a", "file_b")
-        .join(tried, ["file_a", "file_b"], "left_anti")
-        .join(known, ["file_a", "file_b"], "left")
-        .select("file_a", "file_b", F.coalesce("known", F.lit(False)).alias("known"))
-    )
+    return readings.select("file_a", "file_b").join(tried, ["file_a", "file_b"], "left_anti")

@@ -8,6 +8,7 @@ import pytest
 
 from leakfree import tables
 from leakfree.config import Config
+from leakfree.pairs import _SETTLE, _settled
 from leakfree.through import through_readings, untried
 
 pytestmark = pytest.mark.integration
@@ -53,10 +54,15 @@ def warehouse(spark, tmp_path_factory):
     )
     features = [{"file_id": f, "content_sha256": f"sha{f}", "decoded_s": s} for f, s in SECONDS.items()]
     for name, rows in (("features", features), ("pairs", EDGES)):
-        tables.ensure(spark, path, name)
-        schema = tables.spark_schema(name)
-        tables.append(spark.createDataFrame([{k: r.get(k) for k in schema.names} for r in rows], schema), path, name)
+        write_rows(spark, path, name, rows)
     return path
+
+
+def write_rows(spark, path: str, name: str, rows: list[dict]) -> None:
+    """A new table `name` of `rows`, the columns they leave out null."""
+    tables.ensure(spark, path, name)
+    schema = tables.spark_schema(name)
+    tables.append(spark.createDataFrame([{k: r.get(k) for k in schema.names} for r in rows], schema), path, name)
 
 
 def readings(spark, warehouse: str, **through) -> dict:
@@ -93,11 +99,22 @@ def test_a_pivot_with_more_edges_than_max_degree_pairs_none(spark, warehouse):
     assert (2, 6) in weaker and weaker[(2, 6)][0]["via_file"] == 1
 
 
-def test_pairs_proposed_through_a_pivot_once_are_not_proposed_again(spark, warehouse):
+def test_pairs_proposed_through_a_pivot_once_are_not_proposed_again(spark, warehouse, tmp_path):
     found = through_readings(spark, warehouse, SETTINGS.through, SETTINGS.verify)
-    candidates = spark.createDataFrame(
-        [(2, 3, ["shape"], True), (1, 8, ["through"], True)],
-        "file_a long, file_b long, sources array<string>, verified boolean",
-    )
-    left = {(r.file_a, r.file_b): r.known for r in untried(found, candidates).collect()}
-    assert left == {(2, 3): True, (2, 4): False, (3, 4): False}
+    path = str(tmp_path / "warehouse")
+    rows = [{"file_a": 2, "file_b": 3, "sources": ["shape"], "verified": True}]
+    rows.append({"file_a": 1, "file_b": 8, "sources": ["through"], "verified": True})
+    write_rows(spark, path, "candidates", rows)
+    proposals = untried(found, tables.read(spark, path, "candidates"))
+    assert {(r.file_a, r.file_b) for r in proposals.collect()} == {(2, 3), (2, 4), (3, 4)}
+    nothing = proposals.limit(0)  # no candidate of a first round to mark verified
+    tables.merge_actions(spark, path, "candidates", _settled(nothing, proposals), *_SETTLE)
+    settled = tables.read(spark, path, "candidates").collect()
+    after = {(r.file_a, r.file_b): (sorted(r.sources), r.verified) for r in settled}
+    # Failed once at the readings a source searched: tried again at the pivot's, with both sources.
+    assert after == {
+        (2, 3): (["shape", "through"], False),
+        (1, 8): (["through"], True),
+        (2, 4): (["through"], False),
+        (3, 4): (["through"], False),
+    }
