@@ -130,9 +130,21 @@ def test_two_copies_edited_apart_are_joined_through_their_original(spark, joined
     pivot = names[apart.via_file]
     assert pivot in ("b.wav", "b_excerpt.wav")
     assert all(edges[frozenset((pivot, copy))].via_file is None for copy in ("b_slow.wav", "b_fast.wav"))
-    ratio = 1.08 / 0.92 if names[apart.file_a] == "b_slow.wav" else 0.92 / 1.08
-    assert apart.freq_scale == pytest.approx(ratio, rel=0.01)
-    assert apart.time_scale == pytest.approx(1 / ratio, rel=0.01)
+    # Its reading is what the pivot's two edges compose to: as near the edit as they are each.
+    ids = {n: i for i, n in names.items()}
+
+    def from_pivot(name: str, column: str) -> float:
+        edge = edges[frozenset((pivot, name))]
+        value = getattr(edge, column)
+        return value if edge.file_a == ids[pivot] else 1 / value
+
+    ends = names[apart.file_a], names[apart.file_b]
+    for column in ("freq_scale", "time_scale"):
+        composed = from_pivot(ends[1], column) / from_pivot(ends[0], column)
+        assert getattr(apart, column) == pytest.approx(composed, rel=2e-3)
+    ratio = 1.08 / 0.92 if ends[0] == "b_slow.wav" else 0.92 / 1.08
+    assert apart.freq_scale == pytest.approx(ratio, rel=0.03)
+    assert apart.time_scale == pytest.approx(1 / ratio, rel=0.03)
     candidates = {
         frozenset((names[c.file_a], names[c.file_b])): c
         for c in tables.read(spark, joined.warehouse.path, "candidates").collect()
