@@ -146,7 +146,14 @@ def run_size(spark, cfg: Config, size: int) -> dict:
     with PeakMemory() as memory:
         began = time.perf_counter()
         with recorded_run(spark, cfg, f"scaling {size}", None) as run:
-            build_candidates(spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=warehouse, run=run)
+            build_candidates(
+                spark,
+                settings=cfg.dedup,
+                fingerprint=cfg.features.fingerprint,
+                num_perm=cfg.features.num_perm,
+                warehouse=warehouse,
+                run=run,
+            )
             build_pairs(spark, settings=cfg.dedup, fingerprint=cfg.features.fingerprint, warehouse=warehouse, run=run)
             build_groups(
                 spark, settings=cfg.groups, caption_column=cfg.features.caption_column, warehouse=warehouse, run=run

@@ -7,10 +7,12 @@ with the sources that proposed it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
 from functools import partial, reduce
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -26,8 +28,10 @@ from pyspark.sql.types import (
 )
 
 from leakfree import lsh, shapes, tables
-from leakfree.config import DedupConfig
-from leakfree.edges import AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, SHAPE, TRIPLET
+from leakfree.config import ConfigError, DedupConfig
+from leakfree.edges import AUDIO_FAMILIES, CAPTION, EXACT_BYTES, EXACT_PCM, MID_SHAPE, SHAPE, TRIPLET
+from leakfree.fingerprint import mel_frequencies
+from leakfree.params import FingerprintParams
 from leakfree.runs import RunLog
 
 log = logging.getLogger("leakfree")
@@ -46,16 +50,56 @@ NEIGHBOUR_SCHEMA = StructType(
 BUCKET = ["source", "band", "key"]
 
 
-def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: int, warehouse: str, run: RunLog) -> None:
+class ShapeView(NamedTuple):
+    """One way of shaping windows: its source of candidates, its index table, the stage
+    counter of the files it shaped, its settings, and the log-mel bands it looks at."""
+
+    source: str
+    table: str
+    counter: str
+    params: shapes.ShapeParams
+    held: np.ndarray | None  # a mask over the log-mel bands; None: all
+
+
+def shape_views(settings: DedupConfig, fingerprint: FingerprintParams) -> list[ShapeView]:
+    """The whole-band view, and the mid-band one unless it is turned off."""
+    views = [ShapeView(SHAPE, "shape_index", "files_shaped", settings.shapes, None)]
+    mid = settings.mid_shapes
+    if mid.neighbors > 0:
+        hz = mel_frequencies(fingerprint)
+        held = (hz >= mid.low_hz) & (hz <= mid.high_hz)
+        if held.sum() < mid.bands:
+            raise ConfigError(
+                f"dedup.mid_shapes: {mid.low_hz:g}-{mid.high_hz:g} Hz holds {held.sum()} log-mel bands, "
+                f"fewer than its {mid.bands} bands"
+            )
+        params = dataclasses.replace(
+            settings.shapes, bands=mid.bands, neighbors=mid.neighbors, min_similarity=mid.min_similarity
+        )
+        views.append(ShapeView(MID_SHAPE, "mid_shape_index", "files_mid_shaped", params, held))
+    return views
+
+
+def build_candidates(
+    spark: SparkSession,
+    *,
+    settings: DedupConfig,
+    fingerprint: FingerprintParams,
+    num_perm: int,
+    warehouse: str,
+    run: RunLog,
+) -> None:
     """Band the files not in the band index yet (all of them on a first run), pair them
-    with every indexed file sharing a bucket, and index them."""
+    with every indexed file sharing a bucket, and index them; likewise shape them in every
+    view (shape_views) and pair them with their nearest windows."""
     with run.stage("candidates") as stats:
         # Only the columns LSH needs: the hash lists and log-mel matrices stay on disk.
         live = tables.live_features(spark, warehouse).select(
             "file_id", "content_sha256", "pcm_sha256", "flag", "segments", "caption_signature", "logmel", "logmel_bands"
         )
-        tables.ensure(spark, warehouse, "band_index")
-        tables.ensure(spark, warehouse, "shape_index")
+        views = shape_views(settings, fingerprint)
+        for name in ("band_index", *(view.table for view in views)):
+            tables.ensure(spark, warehouse, name)
         # Every indexed file has exactly one exact_bytes row: reading those few rows is much
         # cheaper than a distinct over the whole index.
         indexed = (
@@ -68,18 +112,20 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         tables.ensure(spark, warehouse, "candidates")
         pending = live.join(indexed, ["file_id", "content_sha256"], "left_anti").persist()
         banded = stats.counters["files_banded"] = pending.count()
-        # Shaped apart from banding: a warehouse indexed before shapes existed has its files
-        # shaped (and compared) once, on the next run.
-        shaped = tables.read(spark, warehouse, "shape_index").select("file_id", "content_sha256")
-        new_shapes = shape_rows(live.join(shaped, ["file_id", "content_sha256"], "left_anti"), settings.shapes)
-        new_shapes = new_shapes.persist()
-        stats.counters["files_shaped"] = new_shapes.count()
+        # Shaped apart from banding, in each view: a warehouse indexed before a view existed
+        # has its files shaped (and compared) in it once, on the next run.
+        new_shapes = []
+        for view in views:
+            shaped = tables.read(spark, warehouse, view.table).select("file_id", "content_sha256")
+            rows = shape_rows(live.join(shaped, ["file_id", "content_sha256"], "left_anti"), view.params, view.held)
+            new_shapes.append((view, rows.persist()))
+            stats.counters[view.counter] = rows.count()
         bandings, caption = bandings_for(settings, num_perm)
         log.info(
-            "candidates: %d new or changed files (%d shaped), %d dropped; LSH bands x rows: landmarks %d x %d, "
+            "candidates: %d new or changed files (%s), %d dropped; LSH bands x rows: landmarks %d x %d, "
             "triplets %d x %d, captions %d x %d",
             banded,
-            stats.counters["files_shaped"],
+            ", ".join(f"{stats.counters[view.counter]} in {view.table}" for view in views),
             dropped,
             bandings[AUDIO_FAMILIES[0]].bands,
             bandings[AUDIO_FAMILIES[0]].rows,
@@ -88,8 +134,9 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             caption.bands,
             caption.rows,
         )
-        if banded == 0 and stats.counters["files_shaped"] == 0:
-            for frame in (pending, indexed, new_shapes):
+        shaped_frames = [rows for _, rows in new_shapes]
+        if banded == 0 and not any(stats.counters[view.counter] for view in views):
+            for frame in (pending, indexed, *shaped_frames):
                 frame.unpersist()
             stats.counters["candidates_unverified"] = (
                 tables.read(spark, warehouse, "candidates").where("NOT verified").count()
@@ -105,9 +152,9 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
             .persist()
         )
         banded, oversized = _banded_pairs(touched, new_keys, settings.max_bucket)
-        nearest = _shape_pairs(spark, warehouse, new_shapes, settings.shapes)
+        nearest = [_shape_pairs(spark, warehouse, rows, view) for view, rows in new_shapes]
         proposed = (
-            banded.unionByName(nearest)
+            reduce(DataFrame.unionByName, nearest, banded)
             .groupBy("file_a", "file_b")
             .agg(F.sort_array(F.collect_set("source")).alias("sources"))
         )
@@ -120,12 +167,13 @@ def build_candidates(spark: SparkSession, *, settings: DedupConfig, num_perm: in
         _record_oversized(spark, warehouse, oversized, run)
         # Index last, the band index after the shapes: a run killed before this point finds
         # the same files pending again.
-        run.write(new_shapes, "shape_index")
+        for view, rows in new_shapes:
+            run.write(rows, view.table)
         run.write(new_keys, "band_index")
         stats.counters["candidates_unverified"] = (
             tables.read(spark, warehouse, "candidates").where("NOT verified").count()
         )
-        for frame in (touched, new_keys, new_shapes, pending, indexed):
+        for frame in (touched, new_keys, *shaped_frames, pending, indexed):
             frame.unpersist()
 
 
@@ -178,15 +226,16 @@ def band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.B
     return reduce(DataFrame.unionByName, parts).select(*tables.schema("band_index").names)
 
 
-def shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
+def shape_rows(files: DataFrame, params: shapes.ShapeParams, held: np.ndarray | None = None) -> DataFrame:
     """Shape index rows of the files with sound, one each, even with no window loud enough
-    (an empty blob), so it is not shaped again. A log-mel blob that does not divide into
-    its bands has no row; the pairs stage reports it."""
+    (an empty blob), so it is not shaped again; over the log-mel bands `held` (all when
+    None). A log-mel blob that does not divide into its bands has no row; the pairs stage
+    reports it."""
 
     def compute(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             blobs = [
-                shapes.window_shapes(np.frombuffer(logmel, np.uint8).reshape(-1, bands), params).tobytes()
+                shapes.window_shapes(np.frombuffer(logmel, np.uint8).reshape(-1, bands), params, held).tobytes()
                 for logmel, bands in zip(
                     batch.column("logmel").to_pylist(), batch.column("logmel_bands").to_pylist(), strict=True
                 )
@@ -202,17 +251,17 @@ def shape_rows(files: DataFrame, params: shapes.ShapeParams) -> DataFrame:
     )
 
 
-def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, params: shapes.ShapeParams) -> DataFrame:
-    """(file_a, file_b, source) for every window's nearest windows of other files: new
-    files against the whole index (themselves included)."""
-    indexed = tables.read(spark, warehouse, "shape_index").join(new_shapes.select("file_id"), "file_id", "left_anti")
+def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, view: ShapeView) -> DataFrame:
+    """(file_a, file_b, source) for every window's nearest windows of other files in one
+    view: new files against the whole index (themselves included)."""
+    indexed = tables.read(spark, warehouse, view.table).join(new_shapes.select("file_id"), "file_id", "left_anti")
     library = indexed.withColumn("new", F.lit(False)).unionByName(new_shapes.withColumn("new", F.lit(True)))
     return (
-        nearest_pairs(new_shapes, library, params)
+        nearest_pairs(new_shapes, library, view.params)
         .select(
             F.least("query_file", "index_file").alias("file_a"),
             F.greatest("query_file", "index_file").alias("file_b"),
-            F.lit(SHAPE).alias("source"),
+            F.lit(view.source).alias("source"),
         )
         .distinct()
     )
@@ -308,7 +357,7 @@ def drop_stale(spark: SparkSession, warehouse: str, indexed: DataFrame, live: Da
     if not stale_ids:
         return 0
     gone = spark.createDataFrame([(f,) for f in stale_ids], "file_id bigint")
-    for name in ("band_index", "shape_index", "candidates", "pairs"):
+    for name in ("band_index", "shape_index", "mid_shape_index", "candidates", "pairs"):
         if not tables.exists(spark, warehouse, name):
             continue
         by_file = "t.file_id = s.file_id"

@@ -17,7 +17,7 @@ from typing import Any
 
 from leakfree.edges import CAPTION, DUPLICATE_RELATIONS
 from leakfree.errors import LeakfreeError
-from leakfree.params import FingerprintParams, ShapeParams, ThroughParams, VerifyParams
+from leakfree.params import BandView, FingerprintParams, ShapeParams, ThroughParams, VerifyParams
 
 
 class ConfigError(LeakfreeError):
@@ -95,6 +95,7 @@ class DedupConfig:
     max_bucket: int
     pairs_per_task: int
     shapes: ShapeParams
+    mid_shapes: BandView
     verify: VerifyParams
     through: ThroughParams
 
@@ -311,6 +312,10 @@ RANGES: dict[str, Range] = {
     "dedup.shapes.*_db": POSITIVE,
     "dedup.shapes.min_similarity": Range(-1, 1),
     "dedup.shapes.*": COUNT,  # frames, bands, neighbours, windows
+    "dedup.mid_shapes.*_hz": NON_NEGATIVE,
+    "dedup.mid_shapes.neighbors": NON_NEGATIVE,
+    "dedup.mid_shapes.min_similarity": Range(-1, 1),
+    "dedup.mid_shapes.bands": COUNT,
     "contamination.min_correlation": SHARE,
     "dedup.verify.*correlation": SHARE,
     "dedup.verify.*_share": SHARE,

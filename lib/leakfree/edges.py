@@ -15,9 +15,12 @@ AUDIO_FAMILIES = ("sparse", "dense", "strong", TRIPLET)
 # Nearest window shapes (shapes.py): a source of candidates only, continuous where the
 # landmark families are exact.
 SHAPE = "shape"
+# The same over the middle of the spectrum only (candidates.shape_views): a copy band-limited
+# on both sides keeps that band, and its whole-band shape moves away.
+MID_SHAPE = "mid_shape"
 # Both verified copies of a third file (through.py): a source of candidates only, proposed
 # by the pairs stage itself after it verified the others.
 THROUGH = "through"
-AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE, THROUGH)
+AUDIO_SOURCES = (*AUDIO_FAMILIES, SHAPE, MID_SHAPE, THROUGH)
 # A contamination match by a metadata value both sides hold (contamination.key_column).
 SHARED_KEY = "metadata_key"

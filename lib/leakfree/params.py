@@ -110,3 +110,14 @@ class ShapeParams:
     neighbors: int  # nearest windows of other files proposed per window
     min_similarity: float  # cosine a neighbour needs to be proposed
     windows_per_block: int  # windows compared in one Spark task, per side
+
+
+@dataclass(frozen=True)
+class BandView:
+    """Window shapes once more, over the log-mel bands whose centres lie in [low_hz, high_hz]."""
+
+    low_hz: float
+    high_hz: float
+    bands: int  # those log-mel bands are averaged into this many
+    neighbors: int  # as ShapeParams; 0: this view proposes nothing and is not indexed
+    min_similarity: float

@@ -35,7 +35,14 @@ def features_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
 
 
 def candidates_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:
-    build_candidates(spark, settings=cfg.dedup, num_perm=cfg.features.num_perm, warehouse=cfg.warehouse.path, run=run)
+    build_candidates(
+        spark,
+        settings=cfg.dedup,
+        fingerprint=cfg.features.fingerprint,
+        num_perm=cfg.features.num_perm,
+        warehouse=cfg.warehouse.path,
+        run=run,
+    )
 
 
 def pairs_stage(spark: SparkSession, cfg: Config, run: RunLog) -> None:

@@ -24,10 +24,11 @@ from leakfree.fingerprint import dequantize_logmel
 from leakfree.params import ShapeParams
 
 
-def window_shapes(logmel: np.ndarray, params: ShapeParams) -> np.ndarray:
+def window_shapes(logmel: np.ndarray, params: ShapeParams, held: np.ndarray | None = None) -> np.ndarray:
     """Unit-length shapes (windows x dimension, float16) of a quantised log-mel matrix
-    (frames x bands); a sound shorter than a window is one window, padded with silence."""
-    level = dequantize_logmel(logmel)
+    (frames x bands), over the bands `held` (a mask; all when None); a sound shorter than a
+    window is one window, padded with silence."""
+    level = dequantize_logmel(logmel if held is None else logmel[:, held])
     if level.size == 0:
         return np.zeros((0, dimension(params)), np.float16)
     frames, bands = level.shape

@@ -258,6 +258,7 @@ REGISTRY: dict[str, Table] = {
         Table("features", "upsert", ("file_id",), schema=_FEATURES),
         Table("band_index", "index", ("file_id", "source", "band"), schema=_BAND_INDEX),
         Table("shape_index", "add_missing", ("file_id", "content_sha256"), schema=_SHAPE_INDEX),
+        Table("mid_shape_index", "add_missing", ("file_id", "content_sha256"), schema=_SHAPE_INDEX),
         Table("candidates", "add_missing", ("file_a", "file_b"), schema=_CANDIDATES),
         Table("oversized_buckets", "run", ("run_id", "source", "band", "key")),
         Table("pairs", "add_missing", ("file_a", "file_b", "method"), schema=_PAIRS),
@@ -304,7 +305,7 @@ TABLES = tuple(REGISTRY)
 STAGE_WRITES: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog", "errors"),
     "features": ("features", "errors"),
-    "candidates": ("candidates", "oversized_buckets", "shape_index", "band_index"),
+    "candidates": ("candidates", "oversized_buckets", "shape_index", "mid_shape_index", "band_index"),
     "pairs": ("pairs", "errors", "candidates"),
     "groups": ("links", "groups", "relations", "canonical_changes", "clusters"),
     "splits": ("moves", "splits", "split_balance"),

@@ -298,8 +298,9 @@ def test_explain_says_why_files_are_joined_in_words(spark, joined, library):
 
 
 @pytest.mark.nights
-def test_window_shapes_find_speed_and_pitch_changed_copies_added_on_a_later_night(spark, make_config, tmp_path):
+def test_window_shapes_find_speed_pitch_and_band_changed_copies_added_on_a_later_night(spark, make_config, tmp_path):
     import librosa
+    import scipy.signal
     import soxr
 
     lib = tmp_path / "night"
@@ -313,6 +314,9 @@ def test_window_shapes_find_speed_and_pitch_changed_copies_added_on_a_later_nigh
     # 6 % faster (pitch and tempo together), and a semitone up at the same tempo.
     write_audio(lib / "faster.wav", soxr.resample(original, RATE * 1.06, RATE), RATE)
     write_audio(lib / "higher.wav", librosa.effects.pitch_shift(original, sr=RATE, n_steps=1), RATE)
+    # Band-passed to 800-2500 Hz: the mid-band view's (its whole-band shape moves away).
+    band = scipy.signal.butter(8, [800, 2500], "bandpass", fs=RATE, output="sos")
+    write_audio(lib / "banded.wav", scipy.signal.sosfilt(band, original), RATE)
     run_stages(spark, cfg, stages, command="test", run_id="second")
     run_stages(spark, cfg, stages, command="test", run_id="third")
 
@@ -330,12 +334,15 @@ def test_window_shapes_find_speed_and_pitch_changed_copies_added_on_a_later_nigh
         assert frozenset(("original.wav", copy)) in edges
     faster = edges[frozenset(("original.wav", "faster.wav"))]
     assert faster.time_scale != 1.0 or faster.freq_scale != 1.0  # the factor it matched at is kept
+    assert "mid_shape" in sources[frozenset(("original.wav", "banded.wav"))], sources
+    assert frozenset(("original.wav", "banded.wav")) in edges
     assert not any("engine.wav" in pair for pair in edges)
-    shaped = tables.read(spark, cfg.warehouse.path, "shape_index").collect()
-    assert sorted(names[r.file_id] for r in shaped) == sorted(names.values())  # one row per file
     counters = {
         r.run_id: next(s.counters for s in r.stages if s.stage == "candidates")
         for r in tables.read(spark, cfg.warehouse.path, "runs").collect()
     }
-    assert counters["first"]["files_shaped"] == 3 and counters["second"]["files_shaped"] == 2
-    assert counters["third"]["files_shaped"] == 0  # nothing new: nothing shaped again
+    for view, counter in (("shape_index", "files_shaped"), ("mid_shape_index", "files_mid_shaped")):
+        shaped = tables.read(spark, cfg.warehouse.path, view).collect()
+        assert sorted(names[r.file_id] for r in shaped) == sorted(names.values())  # one row per file
+        assert counters["first"][counter] == 3 and counters["second"][counter] == 3
+        assert counters["third"][counter] == 0  # nothing new: nothing shaped again

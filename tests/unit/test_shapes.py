@@ -3,9 +3,14 @@ and the nearest-neighbour search agrees with a plain sort."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import scipy.signal
 
+from leakfree.candidates import shape_views
+from leakfree.config import ConfigError
 from leakfree.demo import add_noise
 from leakfree.fingerprint import fingerprint
 from leakfree.shapes import best_in_rows, dimension, similarities, window_shapes
@@ -65,6 +70,44 @@ def test_an_edited_copys_windows_find_their_original_among_other_sounds(edit):
     for row in np.unique(rows):
         named[np.unique(index_files[cols[rows == row]])] += 1
     assert int(np.argmax(named)) == 3 and named[3] >= len(copy) / 3, named
+
+
+def band_passed(x: np.ndarray, low_hz: float, high_hz: float) -> np.ndarray:
+    sos = scipy.signal.butter(8, [low_hz, high_hz], "bandpass", fs=RATE, output="sos")
+    return scipy.signal.sosfilt(sos, x)
+
+
+@pytest.mark.parametrize("band", [(800, 2500), (300, 3400), (500, 2000)], ids=str)
+def test_a_band_limited_copy_keeps_its_mid_band_shapes(band):
+    """Cut to a band, a copy's whole-band shapes move away from its original's (half its
+    windows or more below the mid view's similarity); over the middle of the spectrum,
+    every window's nearest is still its original's, at that similarity."""
+    whole, mid = shape_views(SETTINGS.dedup, SETTINGS.features.fingerprint)
+    originals = [sound(seed, 3.0) for seed in range(10, 20)]
+    logmels = [fingerprint(x.astype(np.float32), RATE, SETTINGS.features.fingerprint, MEL).logmel for x in originals]
+    copy = fingerprint(band_passed(originals[3], *band).astype(np.float32), RATE, SETTINGS.features.fingerprint, MEL)
+    best = {}
+    for view in (whole, mid):
+        index = [window_shapes(logmel, view.params, view.held) for logmel in logmels]
+        index_files = np.repeat(np.arange(len(index)), [len(s) for s in index])
+        windows = window_shapes(copy.logmel, view.params, view.held)
+        similarity = similarities(windows, np.full(len(windows), -1), np.concatenate(index), index_files)
+        best[view.source] = (index_files[similarity.argmax(axis=1)], similarity.max(axis=1))
+    files, values = best[mid.source]
+    assert (files == 3).all() and (values >= mid.params.min_similarity).all(), best
+    if band != (300, 3400):  # the telephone band keeps most of the bands the whole view holds
+        assert np.median(best[whole.source][1]) < mid.params.min_similarity, best
+
+
+def test_the_mid_view_is_off_at_no_neighbours_and_refused_narrower_than_its_bands():
+    dedup = SETTINGS.dedup
+    off = dataclasses.replace(dedup, mid_shapes=dataclasses.replace(dedup.mid_shapes, neighbors=0))
+    assert [view.source for view in shape_views(off, SETTINGS.features.fingerprint)] == ["shape"]
+    _, mid = shape_views(dedup, SETTINGS.features.fingerprint)
+    assert mid.held.sum() >= mid.params.bands and not mid.held[0] and not mid.held[-1]
+    narrow = dataclasses.replace(dedup, mid_shapes=dataclasses.replace(dedup.mid_shapes, low_hz=1000, high_hz=1100))
+    with pytest.raises(ConfigError, match="fewer than its 6 bands"):
+        shape_views(narrow, SETTINGS.features.fingerprint)
 
 
 def test_nearest_agrees_with_a_plain_sort():
