@@ -31,13 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results
 
 from leakfree import tables
-from leakfree.candidates import build_candidates
 from leakfree.config import Config
 from leakfree.features import FEATURES_SCHEMA
-from leakfree.grouping import build_groups
 from leakfree.minhash import MinHasher
-from leakfree.pairs import build_pairs
-from leakfree.pipeline import recorded_run
+from leakfree.pipeline import candidates_stage, groups_stage, pairs_stage, recorded_run
 from leakfree.session import build_session
 
 HASHES, FRAMES, BANDS = 60, 40, 32
@@ -140,24 +137,22 @@ def run_size(spark, cfg: Config, size: int) -> dict:
     )
     tables.overwrite(features, warehouse, "features")
     catalog = tables.read(spark, warehouse, "features").select(
-        "file_id", "content_sha256", F.lit(False).alias("retired")
+        "file_id",
+        "content_sha256",
+        F.lit(False).alias("retired"),
+        # What the pairs stage names errors by and the groups stage picks the copy to keep by.
+        F.format_string("synthetic/%d.wav", "file_id").alias("path"),
+        F.lit("PCM_16").alias("subtype"),
+        F.lit(8000).alias("sample_rate"),
+        F.lit(1).alias("channels"),
+        F.lit(0.0).alias("mtime"),
     )
     tables.overwrite(catalog, warehouse, "catalog")
     with PeakMemory() as memory:
         began = time.perf_counter()
         with recorded_run(spark, cfg, f"scaling {size}", None) as run:
-            build_candidates(
-                spark,
-                settings=cfg.dedup,
-                fingerprint=cfg.features.fingerprint,
-                num_perm=cfg.features.num_perm,
-                warehouse=warehouse,
-                run=run,
-            )
-            build_pairs(spark, settings=cfg.dedup, fingerprint=cfg.features.fingerprint, warehouse=warehouse, run=run)
-            build_groups(
-                spark, settings=cfg.groups, caption_column=cfg.features.caption_column, warehouse=warehouse, run=run
-            )
+            for stage in (candidates_stage, pairs_stage, groups_stage):
+                stage(spark, cfg, run)
         seconds = time.perf_counter() - began
     stages = {s.stage: s.seconds for s in run.stages}
     pairs = tables.read(spark, warehouse, "pairs").where("method = 'audio'").select("file_a", "file_b").collect()
