@@ -321,6 +321,7 @@ RANGES: dict[str, Range] = {
     "dedup.verify.*_share": SHARE,
     "dedup.verify.caption_min_jaccard": SHARE,
     "dedup.verify.min_share_span_s": NON_NEGATIVE,
+    "dedup.verify.min_backed_overlap_s": NON_NEGATIVE,
     "dedup.verify.*_echo_s": NON_NEGATIVE,
     "dedup.verify.max_echo_gain": SHARE,
     "dedup.verify.given_offset_error_s": POSITIVE,

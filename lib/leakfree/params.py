@@ -53,7 +53,8 @@ class FingerprintParams:
 @dataclass(frozen=True)
 class VerifyParams:
     min_correlation: float  # mean frame correlation at the best offset
-    min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation
+    min_aligned_hashes: int  # hashes agreeing on one offset that back a correlation...
+    min_backed_overlap_s: float  # ...over an overlap of at least this
     sure_correlation: float  # a correlation that needs no hash backing
     many_aligned_hashes: int  # this many aligned hashes...
     weak_correlation: float  # ...make do with this correlation

@@ -51,8 +51,10 @@ class AudioEvidence:
     def verified(self, params: VerifyParams) -> bool:
         """Strong correlation, backed by hashes that agree on an offset unless the correlation
         alone leaves no doubt: two different sounds of one kind (two engines, two impacts)
-        can share a spectral shape and envelope, but not exact landmark pairs in time. Or a
-        weaker correlation (noise, fades) with a great many hashes agreeing on the offset."""
+        can share a spectral shape and envelope, but not exact landmark pairs in time, unless
+        they are clicks overlapping for a few frames, where only a share of the landmarks
+        backs it. Or a weaker correlation (noise, fades) with a great many hashes agreeing
+        on the offset."""
         agreeing = max(self.aligned_hashes, self.triplet_votes)
         many = agreeing >= params.many_aligned_hashes or self.peak_significance >= params.many_peak_significance
         if many and self.correlation >= params.weak_correlation:
@@ -72,7 +74,11 @@ class AudioEvidence:
             return False
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
             return self.triplet_votes >= params.min_triplet_votes
-        return self.aligned_hashes >= params.min_aligned_hashes or self.correlation >= params.sure_correlation
+        brief = self.overlap_s < params.min_backed_overlap_s
+        backed = self.aligned_hashes >= params.min_aligned_hashes and (
+            not brief or self.aligned_share >= params.min_aligned_share
+        )
+        return backed or self.correlation >= params.sure_correlation
 
 
 def peak_correlation_needed(significance: float, scale_change: float, params: VerifyParams) -> float:
