@@ -43,6 +43,7 @@ from stress_corpus import SPECS, Spec, build, components
 
 from leakfree import tables
 from leakfree.edges import TRIPLET
+from leakfree.pipeline import STAGES
 
 # The samples the independent check is calibrated on, in the order the results show them.
 SAMPLES = ("truth pairs", "random non-pairs", "different sounds of one folder")
@@ -303,7 +304,7 @@ def section(name: str, data: dict) -> str:
     )
     md += (
         f"\nWhole pipeline on local[2]: {data['pipeline_seconds']:.0f} s ("
-        + ", ".join(f"{k} {v:.0f} s" for k, v in data["stage_seconds"].items())
+        + ", ".join(f"{k} {data['stage_seconds'][k]:.0f} s" for k in STAGES if k in data["stage_seconds"])
         + ")"
         + (f"; errors: {sum(data['stage_errors'].values())}" if "stage_errors" in data else "")
         + ".\n"
