@@ -330,6 +330,7 @@ RANGES: dict[str, Range] = {
     "dedup.verify.scale_step": POSITIVE,
     "dedup.verify.peak_freq_tolerance": POSITIVE_SHARE,
     "dedup.verify.*_significance": POSITIVE,
+    "dedup.verify.min_reading_lead": NON_NEGATIVE,
     "dedup.verify.*": COUNT,  # hashes, votes, frames
     "dedup.through.max_degree": NON_NEGATIVE,
     "dedup.through.*": SHARE,

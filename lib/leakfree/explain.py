@@ -25,6 +25,7 @@ _PAIR_DETAILS = (
     "freq_scale",
     "aligned_peaks",
     "peak_significance",
+    "rival_significance",
     "echo_s",
     "via_path",
 )
@@ -107,6 +108,9 @@ def in_words(relation: str, details: dict, evidence: str | None, other: str) -> 
             parts.append(
                 f"{details['aligned_peaks']} aligned peaks, {details['peak_significance']:.1f} deviations above chance"
             )
+        if details.get("rival_significance"):
+            rival = details["rival_significance"]
+            parts.append(f"peaks nearly as strong at another reading ({rival:.1f} deviations): they only point here")
         if details.get("echo_s"):
             parts.append(f"after an echo or reverb tail centred {details['echo_s']:.2f} s late")
         if (details.get("containment") or 1.0) < 0.95:

@@ -254,6 +254,7 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
                     "triplet_votes": evidence.triplet_votes,
                     "aligned_peaks": evidence.aligned_peaks,
                     "peak_significance": evidence.peak_significance,
+                    "rival_significance": evidence.rival_significance,
                     "echo_s": evidence.echo_s,
                     # The pivot whose reading held, else the first: why the pair was tried.
                     "via_file": given[max(evidence.given_reading, 0)]["via_file"] if given else None,

@@ -86,6 +86,7 @@ class VerifyParams:
     many_peak_significance: float  # ...that make do with weak_correlation
     sure_peak_significance: float  # ...that make do with sure_peak_correlation, at any reading
     sure_peak_correlation: float
+    min_reading_lead: float  # deviations the peaks' reading must lead any far from it by, or it only points
     min_echo_s: float  # shortest delay, and least centre, of an echo or reverb tail fitted...
     max_echo_s: float  # ...longest delay, between two files whose peaks agree...
     max_echo_gain: float  # ...when their correlation falls at most this short of what the peaks ask

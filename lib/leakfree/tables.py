@@ -129,6 +129,7 @@ _PAIRS = pa.schema(
         ("triplet_votes", pa.int32()),
         ("aligned_peaks", pa.int32()),
         ("peak_significance", pa.float64()),
+        ("rival_significance", pa.float64()),
         ("echo_s", pa.float64()),
         # The pivot (through.py) the pair was proposed through: both are verified copies of it.
         ("via_file", pa.int64()),

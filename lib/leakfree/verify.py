@@ -40,8 +40,18 @@ class AudioEvidence:
     triplet_votes: int = 0  # triplet hashes agreeing on time_scale and the offset
     aligned_peaks: int = 0  # spectral peaks of a that b has where time_scale and freq_scale put them
     peak_significance: float = 0.0  # how far their moments stand above chance, in deviations
+    rival_significance: float = 0.0  # the peaks' best reading far from this one, if it came within min_reading_lead
     echo_s: float = 0.0  # centre of the echo or reverb tail fitted between the two, 0 if none was
     given_reading: int = -1  # which of the readings given to audio_evidence this is at; -1: one it searched
+
+    def backing_significance(self, params: VerifyParams) -> float:
+        """The peaks' significance as backing for the frames. Peaks that agree nearly as
+        well at a reading far from theirs (rival_significance) follow a regular structure
+        that many readings fit, as a voice's harmonics or a synthetic tone's partials do, not
+        one recording: they only point to a reading, where the frames must be sure."""
+        if self.rival_significance > self.peak_significance - params.min_reading_lead:
+            return min(self.peak_significance, params.hint_peak_significance)
+        return self.peak_significance
 
     @property
     def scale_change(self) -> float:
@@ -56,7 +66,8 @@ class AudioEvidence:
         backs it. Or a weaker correlation (noise, fades) with a great many hashes agreeing
         on the offset."""
         agreeing = max(self.aligned_hashes, self.triplet_votes)
-        many = agreeing >= params.many_aligned_hashes or self.peak_significance >= params.many_peak_significance
+        significance = self.backing_significance(params)
+        many = agreeing >= params.many_aligned_hashes or significance >= params.many_peak_significance
         if many and self.correlation >= params.weak_correlation:
             return True  # hundreds of landmarks agreeing on the offset outweigh a noisy spectrum
         if (
@@ -69,7 +80,7 @@ class AudioEvidence:
         if self.aligned_peaks:  # found at the speed and pitch the peaks pointed to: they back it
             # A reading given from outside was not one of the many searched: no scale is far for it.
             scale_change = self.scale_change if self.given_reading < 0 else 0.0
-            return self.correlation >= peak_correlation_needed(self.peak_significance, scale_change, params)
+            return self.correlation >= peak_correlation_needed(significance, scale_change, params)
         if self.correlation < params.min_correlation:
             return False
         if self.triplet_votes:  # found at a speed the triplets pointed to: they back it
@@ -251,9 +262,10 @@ def searched_evidence(
         return as_is
     if peaks.verified(params):
         return peaks
-    if peaks.peak_significance < params.min_peak_significance:
+    significance = peaks.backing_significance(params)
+    if significance < params.min_peak_significance:
         return as_is  # a hint points to a reading; it backs no echo fit
-    needed = peak_correlation_needed(peaks.peak_significance, peaks.scale_change, params)
+    needed = peak_correlation_needed(significance, peaks.scale_change, params)
     if needed - peaks.correlation > params.max_echo_gain:
         return as_is
     echoed = echo_evidence(a, b, params, mel_hz, peaks)
@@ -701,6 +713,7 @@ def peak_evidence(
     found = peak_alignment(a, b, params, least)
     if found is None:
         return None
+    rival = rival_alignment(a, b, params, found) if found.significance >= params.min_peak_significance else None
     return _evidence(
         aligned(found.time_scale, found.freq_scale),
         (as_is.jaccard, as_is.containment),
@@ -711,7 +724,25 @@ def peak_evidence(
         freq_scale=round(found.freq_scale, 4),
         aligned_peaks=found.aligned,
         peak_significance=round(float(found.significance), 2),
+        rival_significance=0.0 if rival is None else round(float(rival.significance), 2),
     )
+
+
+# Readings this many frequency tolerances from the peaks' own share their pairs of peaks
+# (a pair matches within a tolerance either side), so only those further away are rivals.
+_RIVAL_STEPS = 2.5
+
+
+def rival_alignment(a: dict, b: dict, params: VerifyParams, found: PeakAlignment) -> PeakAlignment | None:
+    """The best reading more than _RIVAL_STEPS frequency tolerances from found's at which
+    the peaks come within min_reading_lead deviations of found's significance; None if
+    none does."""
+    far = [
+        reading
+        for reading in peak_readings(params, np.ptp(spectral_points(a)[0]))
+        if abs(np.log(reading[0] / found.freq_scale)) > _RIVAL_STEPS * params.peak_freq_tolerance
+    ]
+    return peak_alignment(a, b, params, found.significance - params.min_reading_lead, far) if far else None
 
 
 def given_evidence(

@@ -25,4 +25,7 @@ def test_links_read_as_sentences_from_either_end():
     assert "40 aligned peaks, 14.2 deviations above chance" in in_words("audio", peaks, None, "y")
     assert "echo" not in in_words("audio", peaks | {"echo_s": 0.0}, None, "y")
     assert "after an echo or reverb tail centred 0.21 s late" in in_words("audio", peaks | {"echo_s": 0.21}, None, "y")
+    assert "another reading" not in in_words("audio", peaks | {"rival_significance": 0.0}, None, "y")
+    rivaled = in_words("audio", peaks | {"rival_significance": 13.1}, None, "y")
+    assert "peaks nearly as strong at another reading (13.1 deviations): they only point here" in rivaled
     assert in_words("setup:cd", {}, "same cd: CD 14", "z") == "the same setup key as z: same cd: CD 14"

@@ -25,6 +25,7 @@ from leakfree.verify import (
     matching_hashes,
     normalized_frames,
     peak_alignment,
+    peak_evidence,
     scaled_evidence,
     shared_bands,
     triplet_vote,
@@ -466,7 +467,7 @@ def test_unrelated_sounds_band_limited_stay_unverified(make, limit):
         assert not audio_evidence(features(a), features(b), PARAMS).verified(PARAMS)
 
 
-def verified_at_peaks(correlation: float, significance: float, freq_scale: float = 1.0) -> bool:
+def verified_at_peaks(correlation: float, significance: float, freq_scale: float = 1.0, rival: float = 0.0) -> bool:
     evidence = AudioEvidence(
         correlation,
         0.0,
@@ -478,6 +479,7 @@ def verified_at_peaks(correlation: float, significance: float, freq_scale: float
         freq_scale=freq_scale,
         aligned_peaks=20,
         peak_significance=significance,
+        rival_significance=rival,
     )
     return evidence.verified(PARAMS)
 
@@ -509,6 +511,32 @@ def test_peaks_that_do_not_stand_out_only_point_to_where_the_frames_must_be_sure
     assert verified_at_peaks(PARAMS.sure_correlation, hint, beyond)
     assert not verified_at_peaks(PARAMS.sure_correlation - 0.01, low - 0.1)
     assert not verified_at_peaks(0.99, hint - 0.1)
+
+
+def test_peaks_nearly_as_strong_at_a_reading_far_from_theirs_only_point_to_it():
+    sure, lead = PARAMS.sure_peak_significance + 10, PARAMS.min_reading_lead
+    assert verified_at_peaks(PARAMS.weak_correlation, sure, rival=sure - lead)
+    assert not verified_at_peaks(0.89, sure, rival=sure - lead + 0.1)
+    assert verified_at_peaks(PARAMS.sure_correlation, sure, rival=sure - lead + 0.1)
+
+
+def test_the_peaks_reading_is_weighed_against_the_best_reading_far_from_it():
+    x = sound(64, 3.0)
+    a = features(x)
+    aligned = lambda b: lambda time_scale, freq_scale: (0.5, 0, 100)  # noqa: E731
+    as_is = AudioEvidence(0.5, 0.0, 1.0, 0.0, 0.0, 0, 0.0)
+
+    def peaks(b: dict):
+        return peak_evidence(a, b, PARAMS, aligned(b), as_is, PARAMS.min_peak_significance)
+
+    alone = peaks(features(faster(x, 1.1)))
+    assert alone.freq_scale == pytest.approx(1.1, abs=PARAMS.peak_freq_tolerance) and alone.rival_significance == 0
+    # The same sound twice, as it is and 10 % faster: two readings as strong as each other.
+    pause = np.zeros(RATE // 2, np.float32)
+    twice = peaks(features(np.concatenate([x, pause, faster(x, 1.1)])))
+    assert twice.peak_significance >= PARAMS.many_peak_significance
+    assert twice.peak_significance - PARAMS.min_reading_lead < twice.rival_significance <= twice.peak_significance
+    assert twice.backing_significance(PARAMS) == PARAMS.hint_peak_significance
 
 
 def test_a_short_sound_sped_up_is_found_where_its_few_peaks_point():
