@@ -708,8 +708,9 @@ def peak_evidence(
     a: dict, b: dict, params: VerifyParams, aligned: Aligner, as_is: AudioEvidence, least: float
 ) -> AudioEvidence | None:
     """The evidence at the reading single spectral peaks agree on (peak_alignment): the
-    log-mel correlation with b warped to it, and how far the peaks agree above chance.
-    None when they do not stand `least` deviations above chance."""
+    log-mel correlation with b warped to it, how far the peaks agree above chance, and,
+    when that is enough to back it, how far they do at the best rival reading far from it
+    (rival_alignment). None when they do not stand `least` deviations above chance."""
     found = peak_alignment(a, b, params, least)
     if found is None:
         return None
