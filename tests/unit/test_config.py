@@ -149,6 +149,7 @@ def test_every_numeric_key_has_a_range_its_default_keeps():
         ("dedup.audio_threshold", 0.0, "must be > 0 and <= 1"),
         ("dedup.verify.max_scale_change", 0.9, "<= 0.5"),
         ("dedup.verify.min_backed_overlap_s", -0.1, "min_backed_overlap_s' must be >= 0, got -0.1"),
+        ("dedup.verify.min_reading_lead", -0.5, "min_reading_lead' must be >= 0, got -0.5"),
         ("report.preview_seconds", 0, "> 0"),
     ],
 )
