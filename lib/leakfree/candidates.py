@@ -74,7 +74,11 @@ def shape_views(settings: DedupConfig, fingerprint: FingerprintParams) -> list[S
                 f"fewer than its {mid.bands} bands"
             )
         params = dataclasses.replace(
-            settings.shapes, bands=mid.bands, neighbors=mid.neighbors, min_similarity=mid.min_similarity
+            settings.shapes,
+            bands=mid.bands,
+            neighbors=mid.neighbors,
+            min_similarity=mid.min_similarity,
+            min_windows=mid.min_windows,
         )
         views.append(ShapeView(MID_SHAPE, "mid_shape_index", "files_mid_shaped", params, held))
     return views
@@ -252,25 +256,31 @@ def shape_rows(files: DataFrame, params: shapes.ShapeParams, held: np.ndarray | 
 
 
 def _shape_pairs(spark: SparkSession, warehouse: str, new_shapes: DataFrame, view: ShapeView) -> DataFrame:
-    """(file_a, file_b, source) for every window's nearest windows of other files in one
-    view: new files against the whole index (themselves included)."""
+    """(file_a, file_b, source) for the pairs of files of one view that voted_pairs keeps:
+    new files against the whole index (themselves included)."""
     indexed = tables.read(spark, warehouse, view.table).join(new_shapes.select("file_id"), "file_id", "left_anti")
     library = indexed.withColumn("new", F.lit(False)).unionByName(new_shapes.withColumn("new", F.lit(True)))
+    return voted_pairs(nearest_pairs(new_shapes, library, view.params), view.params.min_windows, view.source)
+
+
+def voted_pairs(nearest: DataFrame, min_windows: int, source: str) -> DataFrame:
+    """(file_a, file_b, source) for the pairs of files of nearest_pairs that at least
+    `min_windows` windows, of either file, proposed."""
     return (
-        nearest_pairs(new_shapes, library, view.params)
-        .select(
+        nearest.groupBy(
             F.least("query_file", "index_file").alias("file_a"),
             F.greatest("query_file", "index_file").alias("file_b"),
-            F.lit(view.source).alias("source"),
         )
-        .distinct()
+        .agg(F.sum("windows").alias("windows"))
+        .where(F.col("windows") >= min_windows)
+        .select("file_a", "file_b", F.lit(source).alias("source"))
     )
 
 
 def nearest_pairs(queries: DataFrame, index: DataFrame, params: shapes.ShapeParams) -> DataFrame:
-    """(query_file, index_file) for every window's nearest windows of other files, between
-    `queries` and `index` (shape rows; `index` says which of its files are `new`, i.e. among
-    the queries).
+    """(query_file, index_file, windows) for every window's nearest windows of other files,
+    between `queries` and `index` (shape rows; `index` says which of its files are `new`,
+    i.e. among the queries): `windows` is how many windows, of either file, proposed the pair.
 
     Both sides are cut into blocks of about `windows_per_block` windows; every pair of a
     query block and an index block is one task, and the best `neighbors` per window are
@@ -289,11 +299,12 @@ def nearest_pairs(queries: DataFrame, index: DataFrame, params: shapes.ShapePara
     return (
         found.withColumn("rank", F.row_number().over(best))
         .where(F.col("rank") <= params.neighbors)
-        .select(
+        .withColumn("ranked_by", F.struct("query_file", "window"))
+        .groupBy(
             F.when(forward, F.col("query_file")).otherwise(F.col("file_id")).alias("query_file"),
             F.when(forward, F.col("file_id")).otherwise(F.col("query_file")).alias("index_file"),
         )
-        .distinct()
+        .agg(F.countDistinct("ranked_by").alias("windows"))
     )
 
 

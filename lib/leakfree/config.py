@@ -316,6 +316,7 @@ RANGES: dict[str, Range] = {
     "dedup.mid_shapes.neighbors": NON_NEGATIVE,
     "dedup.mid_shapes.min_similarity": Range(-1, 1),
     "dedup.mid_shapes.bands": COUNT,
+    "dedup.mid_shapes.min_windows": COUNT,
     "contamination.min_correlation": SHARE,
     "dedup.verify.*correlation": SHARE,
     "dedup.verify.*_share": SHARE,

@@ -111,6 +111,7 @@ class ShapeParams:
     silence_db: float  # windows whose loudest frame is this far below the file's are skipped
     neighbors: int  # nearest windows of other files proposed per window
     min_similarity: float  # cosine a neighbour needs to be proposed
+    min_windows: int  # windows, of either file, that must propose a pair of files
     windows_per_block: int  # windows compared in one Spark task, per side
 
 
@@ -123,3 +124,4 @@ class BandView:
     bands: int  # those log-mel bands are averaged into this many
     neighbors: int  # as ShapeParams; 0: this view proposes nothing and is not indexed
     min_similarity: float
+    min_windows: int

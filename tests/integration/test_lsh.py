@@ -1,5 +1,5 @@
 """Bucket pairing in Spark: only pairs with a new file, stars for oversized buckets; window
-neighbours that do not depend on row order."""
+neighbours that do not depend on row order, and pairs as many windows as asked propose."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from leakfree import shapes
-from leakfree.candidates import nearest_pairs
+from leakfree.candidates import nearest_pairs, voted_pairs
 from leakfree.lsh import keyed_pairs
 
 pytestmark = pytest.mark.integration
@@ -47,3 +47,28 @@ def test_window_neighbours_do_not_depend_on_the_order_rows_arrive_in(spark, test
         found.append(sorted((r.query_file, r.index_file) for r in nearest_pairs(frame, frame, params).collect()))
     assert len({tuple(pairs) for pairs in found}) == 1
     assert {q for q, _ in found[0]} == set(range(1, 13)) and len(found[0]) == 12 * 3
+
+
+def test_a_pair_only_one_window_proposes_is_dropped_at_two_windows(spark, test_config):
+    """Copies 2 and 3 (one window each) find each other from both sides. Files 1 (one window)
+    and 4 (two) lie near them, but the copies are nearer to each other: only file 1's window
+    proposes (1, 2), both of file 4's propose (2, 4)."""
+    params = dataclasses.replace(test_config.dedup.shapes, neighbors=1)
+    rng = np.random.default_rng(2)
+    copy = rng.standard_normal(shapes.dimension(params))
+
+    def windows(*vectors: np.ndarray) -> bytes:
+        return b"".join((v / np.linalg.norm(v)).astype(np.float16).tobytes() for v in vectors)
+
+    def near() -> np.ndarray:
+        return copy + 0.3 * rng.standard_normal(copy.size)
+
+    rows = [(1, windows(near())), (2, windows(copy)), (3, windows(copy)), (4, windows(near(), near()))]
+    frame = spark.createDataFrame([(*row, True) for row in rows], "file_id bigint, shapes binary, new boolean")
+    nearest = nearest_pairs(frame, frame, params).persist()
+
+    def kept(min_windows: int) -> list[tuple[int, int]]:
+        return sorted((r.file_a, r.file_b) for r in voted_pairs(nearest, min_windows, "shape").collect())
+
+    assert kept(1) == [(1, 2), (2, 3), (2, 4)]
+    assert kept(2) == [(2, 3), (2, 4)]
