@@ -150,6 +150,8 @@ def test_every_numeric_key_has_a_range_its_default_keeps():
         ("dedup.verify.max_scale_change", 0.9, "<= 0.5"),
         ("dedup.verify.min_backed_overlap_s", -0.1, "min_backed_overlap_s' must be >= 0, got -0.1"),
         ("dedup.verify.min_reading_lead", -0.5, "min_reading_lead' must be >= 0, got -0.5"),
+        ("dedup.shapes.min_windows", 0, "'dedup.shapes.min_windows' must be >= 1, got 0"),
+        ("dedup.mid_shapes.min_windows", 0, "'dedup.mid_shapes.min_windows' must be >= 1, got 0"),
         ("report.preview_seconds", 0, "> 0"),
     ],
 )
