@@ -126,17 +126,14 @@ def build_candidates(
             stats.counters[view.counter] = rows.count()
         bandings, caption = bandings_for(settings, num_perm)
         log.info(
-            "candidates: %d new or changed files (%s), %d dropped; LSH bands x rows: landmarks %d x %d, "
-            "triplets %d x %d, captions %d x %d",
+            "candidates: %d new or changed files (%s), %d dropped; LSH bands x rows: landmarks %s, triplets %s, "
+            "captions %s",
             banded,
             ", ".join(f"{stats.counters[view.counter]} in {view.table}" for view in views),
             dropped,
-            bandings[AUDIO_FAMILIES[0]].bands,
-            bandings[AUDIO_FAMILIES[0]].rows,
-            bandings[TRIPLET].bands,
-            bandings[TRIPLET].rows,
-            caption.bands,
-            caption.rows,
+            bandings[AUDIO_FAMILIES[0]],
+            bandings.get(TRIPLET, "not banded"),
+            caption,
         )
         shaped_frames = [rows for _, rows in new_shapes]
         if banded == 0 and not any(stats.counters[view.counter] for view in views):
@@ -191,13 +188,12 @@ def _banded_pairs(touched: DataFrame, new_keys: DataFrame, max_bucket: int) -> t
 
 
 def bandings_for(settings: DedupConfig, num_perm: int) -> tuple[dict[str, lsh.Banding], lsh.Banding]:
-    """The LSH banding of each audio family, and of captions."""
-    audio = {
-        family: lsh.Banding.for_threshold(
-            settings.triplet_threshold if family == TRIPLET else settings.audio_threshold, num_perm
-        )
-        for family in AUDIO_FAMILIES
-    }
+    """The LSH banding of each audio family banded (triplets only at a triplet_threshold
+    above 0), and of captions."""
+    thresholds = {family: settings.audio_threshold for family in AUDIO_FAMILIES if family != TRIPLET}
+    if settings.triplet_threshold > 0:
+        thresholds[TRIPLET] = settings.triplet_threshold
+    audio = {family: lsh.Banding.for_threshold(threshold, num_perm) for family, threshold in thresholds.items()}
     return audio, lsh.Banding.for_threshold(settings.caption_threshold, num_perm)
 
 
@@ -208,7 +204,7 @@ def band_rows(files: DataFrame, bandings: dict[str, lsh.Banding], caption: lsh.B
     is indexed, even one with no signature (silence, no caption)."""
     segments = files.where("flag IS NULL").select("file_id", "content_sha256", F.explode("segments").alias("s"))
     parts = []
-    for family in AUDIO_FAMILIES:
+    for family in bandings:
         signatures = segments.where(F.col("s.family") == family).select(
             "file_id", "content_sha256", F.col("s.signature").alias("signature")
         )

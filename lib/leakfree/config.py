@@ -306,6 +306,7 @@ RANGES: dict[str, Range] = {
     "features.fingerprint.mel_fmin": NON_NEGATIVE,
     "features.fingerprint.mel_fmax": POSITIVE,
     "features.fingerprint.*": COUNT,  # bins, frames, steps, fan-outs
+    "dedup.triplet_threshold": SHARE,  # 0: triplets are not banded
     "dedup.*_threshold": POSITIVE_SHARE,
     "dedup.max_bucket": Range(2),
     "dedup.pairs_per_task": COUNT,

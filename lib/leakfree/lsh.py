@@ -37,6 +37,9 @@ class Banding:
         bands, rows = _optimal_param(threshold, num_perm, 0.5, 0.5)
         return cls(int(bands), int(rows))
 
+    def __str__(self) -> str:
+        return f"{self.bands} x {self.rows}"
+
     def probability(self, jaccard: float) -> float:
         """Chance that two signatures with this Jaccard share at least one band."""
         return 1 - (1 - jaccard**self.rows) ** self.bands

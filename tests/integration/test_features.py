@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -87,13 +89,13 @@ def test_a_warehouse_fingerprinted_before_triplets_is_fingerprinted_again(spark,
     cfg = make_config(lib)
     warehouse = cfg.warehouse.path
     run_stages(spark, cfg, ["catalog", "features", "candidates"], command="test", run_id="new")
-    # What an older leakfree left: features without triplet columns, no triplet band keys.
+    assert tables.read(spark, warehouse, "band_index").where("source = 'triplet'").count() == 0  # not by default
+    # What an older leakfree left: features without triplet columns.
     old = tables.read(spark, warehouse, "features").drop("triplet_hashes", "triplet_points")
     tables.overwrite(old.localCheckpoint(), warehouse, "features")
-    index = tables.read(spark, warehouse, "band_index")
-    tables.overwrite(index.where("source != 'triplet'").localCheckpoint(), warehouse, "band_index")
 
-    run_stages(spark, cfg, ["features", "candidates"], command="test", run_id="upgrade")
+    banding_triplets = cfg.replace(dedup=dataclasses.replace(cfg.dedup, triplet_threshold=0.15))
+    run_stages(spark, banding_triplets, ["features", "candidates"], command="test", run_id="upgrade")
 
     features = tables.read(spark, warehouse, "features").collect()
     assert len(features) == 2 and all(len(f.triplet_hashes) > 10 for f in features)

@@ -147,6 +147,7 @@ def test_every_numeric_key_has_a_range_its_default_keeps():
         ("splits.ratios", [float("nan"), 0.5, 0.5], "'splits.ratios[]' must be a finite number, got nan"),
         ("splits.tolerance", float("inf"), "finite"),
         ("dedup.audio_threshold", 0.0, "must be > 0 and <= 1"),
+        ("dedup.triplet_threshold", -0.1, "'dedup.triplet_threshold' must be >= 0 and <= 1, got -0.1"),
         ("dedup.verify.max_scale_change", 0.9, "<= 0.5"),
         ("dedup.verify.min_backed_overlap_s", -0.1, "min_backed_overlap_s' must be >= 0, got -0.1"),
         ("dedup.verify.min_reading_lead", -0.5, "min_reading_lead' must be >= 0, got -0.5"),

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from leakfree.candidates import bandings_for
+from leakfree.config import Config
+from leakfree.edges import AUDIO_FAMILIES, TRIPLET
 from leakfree.lsh import Banding
 
 
@@ -27,3 +32,14 @@ def test_candidate_probability_rises_through_the_threshold():
     assert banding.probability(0.02) < 0.05 < 0.9 < banding.probability(0.3)
     values = [banding.probability(j / 20) for j in range(21)]
     assert values == sorted(values)
+
+
+def test_triplets_are_banded_only_at_a_threshold_above_zero():
+    dedup = Config.from_toml().dedup
+    for threshold in (0.0, 0.15):
+        audio, caption = bandings_for(dataclasses.replace(dedup, triplet_threshold=threshold), 128)
+        landmarks = set(AUDIO_FAMILIES) - {TRIPLET}
+        assert set(audio) == (landmarks | {TRIPLET} if threshold else landmarks)
+        assert all(audio[family] == Banding.for_threshold(dedup.audio_threshold, 128) for family in landmarks)
+    assert audio[TRIPLET] == Banding.for_threshold(0.15, 128)
+    assert caption == Banding.for_threshold(dedup.caption_threshold, 128)
