@@ -234,6 +234,7 @@ def verify_candidate(row: dict, params: VerifyParams, mel_hz: np.ndarray) -> lis
             params,
             mel_hz,
             triplets_only=sources == {TRIPLET},
+            as_is_only=sources == {CAPTION},
             given=[(g["time_scale"], g["freq_scale"], g["offset_s"]) for g in given],
         )
         if evidence is not None and evidence.verified(params):

@@ -205,6 +205,15 @@ def test_a_copy_proposed_by_triplets_alone_passes_the_vote():
     assert evidence is not None and evidence.verified(PARAMS) and evidence.triplet_votes >= PARAMS.min_triplet_votes
 
 
+def test_a_pair_only_its_captions_proposed_is_judged_as_it_stands():
+    x = sound(23, 4.0)
+    copy, faster_copy = features(add_noise(x, 30, np.random.default_rng(3))), features(faster(x, 1.04))
+    assert evidence_at_speeds(features(x), copy, PARAMS, MEL_HZ, as_is_only=True).verified(PARAMS)
+    assert evidence_at_speeds(features(x), faster_copy, PARAMS, MEL_HZ).verified(PARAMS)
+    as_is = evidence_at_speeds(features(x), faster_copy, PARAMS, MEL_HZ, as_is_only=True)
+    assert not as_is.verified(PARAMS) and (as_is.time_scale, as_is.freq_scale) == (1.0, 1.0)
+
+
 def with_triplets(row: dict, frames: np.ndarray) -> dict:
     """`row` with one triplet per frame, hash i at frames[i], all anchored at one bin."""
     points = (frames.astype(np.int64) << 10) | 80  # bin 40, in half bins
