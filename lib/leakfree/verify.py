@@ -211,7 +211,7 @@ def audio_evidence(
     (what two edges through a third file compose to) at which the pair holds (given_evidence).
     """
     aligned = aligner(a, b, params, mel_hz)
-    searched = searched_evidence(a, b, params, mel_hz, aligned, triplets_only, as_is_only)
+    searched = searched_evidence(a, b, params, mel_hz, aligned, triplets_only=triplets_only, as_is_only=as_is_only)
     if searched is None or searched.verified(params):
         return searched
     for index, reading in enumerate(given):
@@ -227,8 +227,9 @@ def searched_evidence(
     params: VerifyParams,
     mel_hz: np.ndarray,
     aligned: Aligner,
-    triplets_only: bool = False,
-    as_is_only: bool = False,
+    *,
+    triplets_only: bool,
+    as_is_only: bool,
 ) -> AudioEvidence | None:
     """The evidence at the readings the pair's own features point to.
 
