@@ -14,14 +14,17 @@ from leakfree.demo import add_noise, beeps, bell, engine, footsteps, impact, swe
 from leakfree.features import DENSE_TAG
 from leakfree.fingerprint import fingerprint, mel_basis, mel_frequencies
 from leakfree.verify import (
+    AlignmentScores,
     AudioEvidence,
     OffsetCells,
     TripletVote,
+    aligner,
     band_levels,
     band_limited,
     best_alignment,
     echo_evidence,
     echo_fit,
+    landmark_offset,
     matching_hashes,
     normalized_frames,
     peak_alignment,
@@ -261,6 +264,47 @@ def test_an_echoed_copy_is_verified_by_its_aligned_landmarks():
     evidence = audio_evidence(features(x), features(echoed), PARAMS)
     assert evidence.verified(PARAMS)
     assert evidence.aligned_share >= PARAMS.min_aligned_share
+
+
+def test_a_copy_under_strong_echoes_is_judged_where_its_landmarks_place_it():
+    # The frames' best offset falls on the last tap; most landmarks agree on the dry sound's.
+    x = features(sound(21, 1.5))
+    wet = features(echoes(sound(21, 1.5), ((0.25, 0.9), (0.5, 0.8), (0.75, 0.7))))
+    frames_offset = aligner(x, wet, PARAMS, MEL_HZ)(1.0, 1.0)[1]
+    offset, votes = landmark_offset(x, wet, matching_hashes(x["hashes"], wet["hashes"]), PARAMS)
+    assert offset == 0 and votes >= PARAMS.min_share_hashes and abs(frames_offset) > PARAMS.offset_bin_frames
+    evidence = audio_evidence(x, wet, PARAMS)
+    assert evidence.verified(PARAMS) and evidence.offset_s == 0.0 and evidence.aligned_hashes >= PARAMS.min_share_hashes
+
+
+def test_the_landmark_offset_is_where_most_matches_agree_within_a_bin():
+    rng = np.random.default_rng(5)
+    per_mel = round(LOGMEL_HOP_S / (SETTINGS.features.fingerprint.hop / RATE))
+    a = {"times": rng.integers(0, 4000, 300).astype(np.int32), "hop_s": 1.0, "logmel_hop_s": float(per_mel)}
+    b = {"times": rng.integers(0, 4000, 300).astype(np.int32)}
+    # Matches of random times, 20 that place b 40 log-mel frames into a and 5 at 41.
+    ia, ib = rng.integers(0, 300, 200), rng.integers(0, 300, 200)
+    b["times"][ib[:25]] = a["times"][ia[:25]] - per_mel * np.repeat([40, 41], [20, 5])
+    offset, votes = landmark_offset(a, b, (ia, ib), PARAMS)
+    shifts = np.rint((a["times"][ia].astype(np.int64) - b["times"][ib]) / per_mel)
+    mode = max(range(-200, 200), key=lambda k: np.sum(shifts == k))
+    assert offset == mode == 40 and votes == np.sum(np.abs(shifts - mode) <= PARAMS.offset_bin_frames) >= 25
+    assert landmark_offset(a, b, (ia[:0], ib[:0]), PARAMS) == (0, 0)
+
+
+def test_a_short_file_inside_a_longer_one_needs_only_what_both_hold_there_at_a_given_offset():
+    # b (10 frames, all active) lies at offset 20 of a, where a holds 4 active frames: the
+    # overlap there (4) covers too little of b, but all of what a holds.
+    active_a, active_b = np.zeros(50), np.ones(10)
+    active_a[:15] = active_a[22:26] = 1
+    correlation = np.full(59, 0.3)
+    correlation[20 + 9] = 0.9
+    overlap = np.rint(np.convolve(active_a, active_b[::-1]))
+    counted = [np.concatenate([[0.0], np.cumsum(x)]) for x in (active_a, active_b)]
+    scores = AlignmentScores(correlation, overlap, *counted, min_frames=3, min_share=0.6)
+    assert scores.best()[:2] == (0.3, -4)  # the first offset whose overlap suffices
+    assert scores.best(near=21, within=2) == (0.9, 20, 4)
+    assert scores.best(near=45, within=2)[0] == -1.0  # b hangs off a's end there: not inside
 
 
 def echoes(x: np.ndarray, taps=((0.25, 0.6), (0.5, 0.36))) -> np.ndarray:
