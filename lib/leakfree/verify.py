@@ -178,7 +178,7 @@ class AlignmentScores:
         lo, hi = 0, len(self.correlation)
         if near is not None:
             lo, hi = max(near - within + first, 0), min(near + within + first + 1, len(self.correlation))
-        if lo >= hi or min(self.active_a[-1], self.active_b[-1]) == 0:
+        if lo >= hi:
             return -1.0, 0, 0
         need = self.need(min(self.active_a[-1], self.active_b[-1]))
         if near is not None:

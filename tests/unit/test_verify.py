@@ -19,6 +19,7 @@ from leakfree.verify import (
     OffsetCells,
     TripletVote,
     aligner,
+    alignment_scores,
     band_levels,
     band_limited,
     best_alignment,
@@ -305,6 +306,15 @@ def test_a_short_file_inside_a_longer_one_needs_only_what_both_hold_there_at_a_g
     assert scores.best()[:2] == (0.3, -4)  # the first offset whose overlap suffices
     assert scores.best(near=21, within=2) == (0.9, 20, 4)
     assert scores.best(near=45, within=2)[0] == -1.0  # b hangs off a's end there: not inside
+
+
+def test_nothing_aligns_with_an_empty_or_silent_file_at_any_offset_or_near_one():
+    x = normalized_frames(features(sound(3, 1.0))["logmel"], PARAMS)
+    empty = (np.zeros((0, x[0].shape[1]), np.float32), np.zeros(0, np.float32))
+    silent = (np.zeros_like(x[0]), np.zeros_like(x[1]))
+    for a, b in ((x, empty), (empty, x), (x, silent), (silent, x), (empty, empty)):
+        scores = alignment_scores(a, b, PARAMS)
+        assert scores.best() == scores.best(near=0, within=2) == (-1.0, 0, 0)
 
 
 def echoes(x: np.ndarray, taps=((0.25, 0.6), (0.5, 0.36))) -> np.ndarray:
